@@ -1,0 +1,30 @@
+# The README's test command is `make test`; .ci/run calls exactly that.
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: test tools unit integration vet fmt-check fuzz-short build run
+
+test: tools vet fmt-check unit integration
+
+# Installs what the tests drive (curl, nghttp, h2load, h2spec, ...) when missing.
+tools:
+	./scripts/install-test-tools.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 ./settings/... ./gateway/... ./cmd/...
+
+integration:
+	$(GO) test -count=1 -timeout 15m ./integration/...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/h2cgw ./cmd/h2cgw
+
+run:
+	$(GO) run ./cmd/h2cgw

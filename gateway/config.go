@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a [Gateway]. The zero value works: every field's doc ends
+// with what its zero value means. The gateway never mutates the caller's
+// Config.
+type Config struct {
+	// Logger receives connection events and decline reasons. The zero value
+	// is silent.
+	Logger zerolog.Logger
+
+	// OnEvent, if non-nil, is called for every outcome of SPEC §1–§4 (see
+	// [EventKind]), synchronously and from many goroutines: it must be quick
+	// and safe for concurrent use. Nil means events are only logged.
+	OnEvent func(Event)
+
+	// DisableUpgrade turns off the "Upgrade: h2c" path: such requests are
+	// declined with reason "disabled" and served on HTTP/1.1. False means
+	// upgrades are performed.
+	DisableUpgrade bool
+
+	// DisablePriorKnowledge turns off HTTP/2 with prior knowledge: a
+	// connection that starts with the preface is answered 505 and closed.
+	// False means prior knowledge is served.
+	DisablePriorKnowledge bool
+
+	// MaxUpgradeBody bounds the body of a request that asks to upgrade; the
+	// body is read before the 101 (RFC 7540 §3.2 leaves no other place for
+	// it), so this bounds memory per upgrade. A larger body declines the
+	// upgrade and is served on HTTP/1.1 with every byte. Negative means a
+	// request with any body is never upgraded. Zero means 1 MiB.
+	MaxUpgradeBody int64
+
+	// UpgradeBodyTimeout bounds the time to read an upgrade body. A client
+	// that does not send it in time gets 408 and the connection is closed.
+	// Zero means 10s.
+	UpgradeBodyTimeout time.Duration
+
+	// PrefaceTimeout bounds the wait for the client preface after the 101
+	// (x/net fixes its own at 10s; the gateway reads the preface itself so
+	// this can be set). Zero means 10s.
+	PrefaceTimeout time.Duration
+
+	// The fields below configure the http.Server and http2.Server that [New]
+	// builds; [Configure] takes them from the caller's http.Server instead,
+	// except the HTTP/2 ones, which it applies when they are non-zero.
+
+	// ReadHeaderTimeout bounds reading a request head, and the prior-knowledge
+	// preface, on a new or kept-alive connection. Zero means 10s.
+	ReadHeaderTimeout time.Duration
+
+	// IdleTimeout closes a connection, HTTP/1.1 or HTTP/2, with no request in
+	// flight for this long. Zero means 120s.
+	IdleTimeout time.Duration
+
+	// MaxHeaderBytes bounds a request head (HTTP/1.1) and the advertised
+	// SETTINGS_MAX_HEADER_LIST_SIZE (HTTP/2). Zero means 64 KiB.
+	MaxHeaderBytes int
+
+	// MaxConcurrentStreams is the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS
+	// advertised. Zero means 250.
+	MaxConcurrentStreams uint32
+
+	// MaxReadFrameSize is the HTTP/2 SETTINGS_MAX_FRAME_SIZE advertised,
+	// 16384…16777215. Zero means 16384, the RFC 9113 §6.5.2 initial value
+	// (x/net's own default, 1 MiB, lets a peer send HEADERS larger than the
+	// RFC default, which h2spec 4.2/3 flags).
+	MaxReadFrameSize uint32
+
+	// StreamWindow is the HTTP/2 flow-control window offered to each stream
+	// (SETTINGS_INITIAL_WINDOW_SIZE). Zero means 1 MiB.
+	StreamWindow int32
+
+	// ConnWindow is the HTTP/2 connection-level flow-control window. Zero
+	// means 1 MiB.
+	ConnWindow int32
+}
+
+const (
+	defaultMaxUpgradeBody     = 1 << 20
+	defaultUpgradeBodyTimeout = 10 * time.Second
+	defaultPrefaceTimeout     = 10 * time.Second
+	defaultReadHeaderTimeout  = 10 * time.Second
+	defaultIdleTimeout        = 120 * time.Second
+	defaultMaxHeaderBytes     = 64 << 10
+	defaultMaxStreams         = 250
+	defaultMaxReadFrameSize   = 16384
+	defaultWindow             = 1 << 20
+)
+
+func orDuration(v, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// maxUpgradeBody returns the body limit; negative means no body at all.
+func (c *Config) maxUpgradeBody() int64 {
+	if c.MaxUpgradeBody == 0 {
+		return defaultMaxUpgradeBody
+	}
+	return c.MaxUpgradeBody
+}
+
+func (c *Config) upgradeBodyTimeout() time.Duration {
+	return orDuration(c.UpgradeBodyTimeout, defaultUpgradeBodyTimeout)
+}
+
+func (c *Config) prefaceTimeout() time.Duration {
+	return orDuration(c.PrefaceTimeout, defaultPrefaceTimeout)
+}
+
+func (c *Config) readHeaderTimeout() time.Duration {
+	return orDuration(c.ReadHeaderTimeout, defaultReadHeaderTimeout)
+}
+
+func (c *Config) idleTimeout() time.Duration {
+	return orDuration(c.IdleTimeout, defaultIdleTimeout)
+}
+
+func (c *Config) maxHeaderBytes() int {
+	if c.MaxHeaderBytes == 0 {
+		return defaultMaxHeaderBytes
+	}
+	return c.MaxHeaderBytes
+}
+
+func (c *Config) maxConcurrentStreams() uint32 {
+	if c.MaxConcurrentStreams == 0 {
+		return defaultMaxStreams
+	}
+	return c.MaxConcurrentStreams
+}
+
+func (c *Config) maxReadFrameSize() uint32 {
+	if c.MaxReadFrameSize == 0 {
+		return defaultMaxReadFrameSize
+	}
+	return c.MaxReadFrameSize
+}
+
+func (c *Config) streamWindow() int32 {
+	if c.StreamWindow == 0 {
+		return defaultWindow
+	}
+	return c.StreamWindow
+}
+
+func (c *Config) connWindow() int32 {
+	if c.ConnWindow == 0 {
+		return defaultWindow
+	}
+	return c.ConnWindow
+}

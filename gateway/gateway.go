@@ -1,0 +1,232 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/net/http2"
+)
+
+// Gateway serves HTTP/1.1, h2c upgrades and HTTP/2 with prior knowledge on
+// one cleartext listener, in front of one http.Handler.
+//
+// Build one with [New] (the gateway owns its http.Server) or [Configure] (the
+// caller's own http.Server). Either way, stop it with [Gateway.Shutdown],
+// which also drains upgraded connections.
+type Gateway struct {
+	cfg  Config
+	next http.Handler
+	hs   *http.Server
+	h2   *http2.Server
+	log  zerolog.Logger
+
+	conns tracker
+	// infos maps each open, not hijacked connection to its connInfo, so
+	// ConnState can report its end with its entry path.
+	infos sync.Map // net.Conn → *connInfo
+}
+
+// New returns a Gateway serving h, with an http.Server built from cfg's
+// timeouts and limits. Serve it with [Gateway.Serve].
+func New(h http.Handler, cfg Config) *Gateway {
+	hs := &http.Server{
+		Handler: h,
+		// A slow or stalled request head — or a stall inside the
+		// prior-knowledge preface, which net/http reads under the same
+		// deadline — must not hold a connection forever.
+		ReadHeaderTimeout: cfg.readHeaderTimeout(),
+		// No ReadTimeout or WriteTimeout: they would cut long uploads,
+		// server-sent events and gRPC streams; bodies are bounded by the
+		// idle timeout and HTTP/2 flow control instead.
+		IdleTimeout:    cfg.idleTimeout(),
+		MaxHeaderBytes: cfg.maxHeaderBytes(),
+	}
+	g, err := Configure(hs, cfg)
+	if err != nil {
+		// Configure fails only for a server already configured for HTTP/2,
+		// which the one built here is not.
+		panic(err)
+	}
+	return g
+}
+
+// Configure makes the caller's hs serve h2c: its Handler is wrapped so that
+// h2c upgrades are performed and upgrade signals on HTTP/2 rejected, HTTP/2
+// with prior knowledge is switched on in hs.Protocols (unless disabled), and
+// x/net's HTTP/2 server is attached so that hs.Shutdown sends GOAWAY. It is a
+// superset of x/net's deprecated h2c.NewHandler: call it once, before serving,
+// and stop with the returned Gateway's Shutdown rather than hs.Shutdown, so
+// that upgraded connections are drained too.
+//
+// Configure keeps hs's timeouts and limits; cfg's HTTP/2 fields apply where
+// non-zero, and MaxReadFrameSize defaults to 16384. A nil hs.Handler serves
+// http.DefaultServeMux.
+func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
+	if hs.TLSNextProto != nil {
+		if _, ok := hs.TLSNextProto[http2.NextProtoTLS]; ok {
+			return nil, errors.New("gateway: http.Server already configured for HTTP/2")
+		}
+	}
+	next := hs.Handler
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	g := &Gateway{cfg: cfg, next: next, hs: hs, log: cfg.Logger}
+	g.h2 = &http2.Server{
+		MaxConcurrentStreams:         cfg.maxConcurrentStreams(),
+		MaxReadFrameSize:             cfg.maxReadFrameSize(),
+		MaxUploadBufferPerStream:     cfg.streamWindow(),
+		MaxUploadBufferPerConnection: cfg.connWindow(),
+		IdleTimeout:                  hs.IdleTimeout,
+		CountError:                   g.countHTTP2Error,
+	}
+	if err := http2.ConfigureServer(hs, g.h2); err != nil {
+		return nil, err
+	}
+
+	// net/http answers "OPTIONS *" itself unless told not to, and
+	// "nghttp -u" upgrades with exactly that request (PITFALLS 6).
+	hs.DisableGeneralOptionsHandler = true
+
+	// Prior knowledge: net/http peeks for the 24-octet preface at the start
+	// of a connection only (RFC 9113 §3.3: it is the first thing sent) under
+	// the read-header deadline, and hands the connection to the x/net
+	// server that ConfigureServer registered. HTTP/2 over TLS stays as the
+	// caller had it.
+	var p http.Protocols
+	if hs.Protocols != nil {
+		p = *hs.Protocols
+	} else {
+		p.SetHTTP1(true)
+		p.SetHTTP2(true)
+	}
+	p.SetUnencryptedHTTP2(!cfg.DisablePriorKnowledge)
+	hs.Protocols = &p
+
+	if hs.ErrorLog == nil {
+		hs.ErrorLog = newErrorLog(g.log)
+	}
+	userConnContext := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if userConnContext != nil {
+			ctx = userConnContext(ctx, c)
+		}
+		ci := &connInfo{conn: c}
+		g.infos.Store(c, ci)
+		return context.WithValue(ctx, connInfoKey{}, ci)
+	}
+	userConnState := hs.ConnState
+	hs.ConnState = func(c net.Conn, s http.ConnState) {
+		if userConnState != nil {
+			userConnState(c, s)
+		}
+		g.connState(c, s)
+	}
+	hs.Handler = http.HandlerFunc(g.serveHTTP)
+	return g, nil
+}
+
+// Handler returns the handler the gateway wraps.
+func (g *Gateway) Handler() http.Handler { return g.next }
+
+// HTTPServer returns the http.Server the gateway serves with. Its fields must
+// not be changed once serving has begun.
+func (g *Gateway) HTTPServer() *http.Server { return g.hs }
+
+// HTTP2Server returns the x/net server that serves every HTTP/2 connection.
+// Its fields must not be changed once serving has begun.
+func (g *Gateway) HTTP2Server() *http2.Server { return g.h2 }
+
+// Serve accepts connections on l until [Gateway.Shutdown] or [Gateway.Close].
+// Like http.Server.Serve it returns http.ErrServerClosed after a shutdown.
+func (g *Gateway) Serve(l net.Listener) error {
+	return g.hs.Serve(l)
+}
+
+// Shutdown stops the gateway gracefully (SPEC §7): it stops accepting,
+// declines new upgrades, sends GOAWAY on every HTTP/2 connection — upgraded
+// ones included —, lets in-flight requests and streams finish, and returns
+// once every connection has closed. When ctx ends first, it closes what is
+// left and returns ctx's error. Pass a fresh context with the grace period.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.conns.close()
+	// Connections hijacked but not yet registered with x/net would miss the
+	// GOAWAY broadcast; wait the moment until they are.
+	waitErr := poll(ctx, func() bool {
+		_, starting := g.conns.counts()
+		return starting == 0
+	})
+	err := g.hs.Shutdown(ctx)
+	if waitErr == nil {
+		waitErr = poll(ctx, func() bool {
+			open, _ := g.conns.counts()
+			return open == 0
+		})
+	}
+	if err == nil {
+		err = waitErr
+	}
+	if err != nil {
+		// The grace period is over: what remains is cut.
+		g.hs.Close()
+		g.conns.closeAll()
+	}
+	return err
+}
+
+// Close closes the listeners and every connection at once, upgraded ones
+// included, without waiting for in-flight requests.
+func (g *Gateway) Close() error {
+	g.conns.close()
+	err := g.hs.Close()
+	g.conns.closeAll()
+	return err
+}
+
+// poll waits until done reports true or ctx ends, checking often at first and
+// less often later, as net/http's Shutdown does.
+func poll(ctx context.Context, done func() bool) error {
+	interval := time.Millisecond
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if interval < 50*time.Millisecond {
+				interval *= 2
+			}
+			t.Reset(interval)
+		}
+	}
+	return nil
+}
+
+// connState reports connection ends. Openings are reported at the first
+// request, when the entry path is known: net/http does not call ConnState
+// when it hands a prior-knowledge connection to HTTP/2. A hijacked
+// connection ends its HTTP/1.1 life here; an upgraded one is reported again
+// by the upgrade.
+func (g *Gateway) connState(c net.Conn, s http.ConnState) {
+	if s != http.StateClosed && s != http.StateHijacked {
+		return
+	}
+	v, ok := g.infos.LoadAndDelete(c)
+	if !ok {
+		return
+	}
+	if p := v.(*connInfo).entryPath(); p != "" {
+		g.emit(Event{Kind: EventConnClose, Path: p})
+	}
+}
+
+func (g *Gateway) countHTTP2Error(errType string) {
+	g.log.Debug().Str("reason", errType).Msg("http2 error")
+	g.emit(Event{Kind: EventHTTP2Error, Reason: Reason(errType)})
+}
