@@ -334,9 +334,22 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	g.emit(Event{Kind: EventConnOpen, Path: PathUpgrade})
 	g.log.Debug().Str("remote", r.RemoteAddr).Int("settings_bytes", len(payload)).Msg("upgrade accepted")
 
-	first := stream1Request(r, body)
+	// Serve HTTP/2 on a goroutine of the gateway's and let net/http's
+	// connection goroutine return: it would otherwise hold the HTTP/1.1
+	// request, response and buffers for the connection's whole life. The
+	// HTTP/1.1 request's context ends when its handler returns, so the
+	// connection keeps its values without its cancellation.
+	ctx := context.WithoutCancel(r.Context())
+	first := stream1Request(r.WithContext(ctx), body)
+	go g.serveUpgraded(ctx, uc, first, payload)
+}
+
+// serveUpgraded runs x/net's server on an upgraded connection until it ends.
+// The connection is tracked from before its hijack, so Shutdown waits for this
+// goroutine's connection and closes it when the grace period ends.
+func (g *Gateway) serveUpgraded(ctx context.Context, uc *upgradedConn, first *http.Request, payload settings.Payload) {
 	g.h2.ServeConn(uc, &http2.ServeConnOpts{
-		Context:        r.Context(),
+		Context:        ctx,
 		BaseConfig:     g.hs,
 		Handler:        &streamHandler{g: g, first: first},
 		UpgradeRequest: first,
@@ -345,7 +358,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		// own timeout rather than x/net's fixed 10s.
 		SawClientPreface: true,
 	})
-	g.conns.remove(conn, !uc.started.Load())
+	g.conns.remove(uc.Conn, !uc.started.Load())
 	g.emit(Event{Kind: EventConnClose, Path: PathUpgrade})
 }
 
