@@ -142,7 +142,7 @@ func (g *Gateway) classify(r *http.Request) (settings.Payload, Reason, error) {
 		return nil, ReasonShutdown, nil
 	}
 	limit := g.cfg.maxUpgradeBody()
-	if (limit < 0 && r.ContentLength != 0) || r.ContentLength > limit {
+	if (limit < 0 && r.ContentLength != 0) || (limit >= 0 && r.ContentLength > limit) {
 		// Declared too large: decline without reading a byte of it.
 		return nil, ReasonBodyTooLarge, nil
 	}

@@ -282,6 +282,21 @@ func TestOptionsStarUpgrade(t *testing.T) {
 	}
 }
 
+// TestNoBodyLimitStillUpgradesWithoutBody: with bodies never upgraded, a
+// request without one still is.
+func TestNoBodyLimitStillUpgradesWithoutBody(t *testing.T) {
+	tg := startGateway(t, Config{MaxUpgradeBody: -1})
+	c := dial(t, tg.addr)
+	br := bufio.NewReader(c)
+	io.WriteString(c, upgradeHead("GET", "/nobody"))
+	expect101(t, br)
+	h := newH2Client(t, c, br)
+	h.preface()
+	if resps, _, err := h.readUntil(ended(1)); err != nil || resps[1].status != "200" {
+		t.Fatalf("stream 1: %v %v; want 200", resps[1], err)
+	}
+}
+
 // TestHeadUpgrade: a HEAD upgrade gets its headers on stream 1 with
 // END_STREAM and no DATA.
 func TestHeadUpgrade(t *testing.T) {
