@@ -44,9 +44,12 @@ func stripConnectionFields(h http.Header) {
 				keep = true
 			}
 		}
-		if keep {
+		switch {
+		case keep && len(te) == 1 && te[0] == "trailers":
+			// Already what HTTP/2 allows: keep it without allocating.
+		case keep:
 			h["Te"] = []string{"trailers"}
-		} else {
+		default:
 			delete(h, "Te")
 		}
 	}

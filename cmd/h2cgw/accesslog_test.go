@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+)
+
+// chainServer serves h behind the binary's per-stream chain (access log,
+// then metrics) on an HTTP/1.1 test server.
+func chainServer(t *testing.T, h http.Handler) (*httptest.Server, *logSink, *metrics) {
+	t.Helper()
+	logs := newLogSink(t)
+	m := newMetrics("test")
+	srv := httptest.NewServer(accessLog(zerolog.New(logs), m.middleware(h)))
+	t.Cleanup(srv.Close)
+	return srv, logs, m
+}
+
+func TestAccessLogFields(t *testing.T) {
+	srv, logs, m := chainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		gateway.NoteFromContext(r.Context()).Upstream = "http://up:1"
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "short and stout")
+	}))
+	resp, err := http.Post(srv.URL+"/tea?x=1", "text/plain", strings.NewReader("twelve bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	line := logs.waitMessage(t, "request", nil)
+	for k, want := range map[string]any{
+		"level": "info", "via": "", "proto": "HTTP/1.1", "method": "POST", "path": "/tea",
+		"host": strings.TrimPrefix(srv.URL, "http://"), "status": float64(418),
+		"bytes_in": float64(12), "bytes_out": float64(15), "upstream": "http://up:1", "aborted": false,
+	} {
+		if line[k] != want {
+			t.Errorf("%s = %v (%T); want %v", k, line[k], line[k], want)
+		}
+	}
+	if d, ok := line["duration"].(float64); !ok || d < 0 {
+		t.Errorf("duration = %v; want a number of milliseconds", line["duration"])
+	}
+	if r, _ := line["remote"].(string); !strings.HasPrefix(r, "127.0.0.1:") {
+		t.Errorf("remote = %q; want the client's address", r)
+	}
+	// The access line is written after the metrics middleware returned.
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("unknown", "4xx")); got != 1 {
+		t.Errorf("requests_total{unknown,4xx} = %v; want 1", got)
+	}
+	if got := testutil.ToFloat64(m.inFlight); got != 0 {
+		t.Errorf("requests_in_flight = %v; want 0", got)
+	}
+}
+
+func TestAccessLogAborted(t *testing.T) {
+	srv, logs, m := chainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler) // what ReverseProxy does when an upstream dies midway
+	}))
+	// A POST, which the client does not retry.
+	if resp, err := http.Post(srv.URL, "text/plain", strings.NewReader("x")); err == nil {
+		resp.Body.Close()
+		t.Errorf("an aborted handler answered %d; want the connection cut", resp.StatusCode)
+	}
+	line := logs.waitMessage(t, "request", nil)
+	if line["aborted"] != true {
+		t.Errorf("aborted = %v; want true", line["aborted"])
+	}
+	if got := testutil.ToFloat64(m.inFlight); got != 0 {
+		t.Errorf("requests_in_flight = %v after a panic; want 0", got)
+	}
+}
+
+// The recorder must keep what streaming and tunnelling handlers need.
+func TestRecorderFlushes(t *testing.T) {
+	clientGotFirst := make(chan struct{})
+	srv, _, _ := chainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(http.Flusher); !ok {
+			t.Error("the chain's writer is not an http.Flusher")
+		}
+		io.WriteString(w, "first\n")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+		select {
+		case <-clientGotFirst:
+		case <-time.After(waitTimeout):
+			t.Error("the client never saw the flushed line")
+			return
+		}
+		io.WriteString(w, "second\n")
+	}))
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if l, err := br.ReadString('\n'); err != nil || l != "first\n" {
+		t.Fatalf("first line %q, %v", l, err)
+	}
+	close(clientGotFirst)
+	if l, err := br.ReadString('\n'); err != nil || l != "second\n" {
+		t.Fatalf("second line %q, %v", l, err)
+	}
+}
+
+func TestRecorderHijacks(t *testing.T) {
+	srv, logs, _ := chainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(http.Hijacker); !ok {
+			t.Error("the chain's writer is not an http.Hijacker")
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		io.WriteString(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		io.WriteString(c, "echo "+line)
+	}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitTimeout))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\nping\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("response %v, %v; want 101", resp, err)
+	}
+	if l, err := br.ReadString('\n'); l != "echo ping\n" {
+		t.Errorf("tunnel answered %q, %v; want \"echo ping\\n\"", l, err)
+	}
+	if line := logs.waitMessage(t, "request", nil); line["status"] != float64(101) {
+		t.Errorf("access log status %v for a hijacked 101; want 101", line["status"])
+	}
+}
+
+func TestRecorderTrailers(t *testing.T) {
+	srv, _, _ := chainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "Grpc-Status")
+		io.WriteString(w, "body")
+		w.Header().Set("Grpc-Status", "0")
+		w.Header().Set(http.TrailerPrefix+"Grpc-Message", "fine")
+	}))
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := resp.Trailer.Get("Grpc-Status"); got != "0" {
+		t.Errorf("trailer Grpc-Status %q; want 0", got)
+	}
+	if got := resp.Trailer.Get("Grpc-Message"); got != "fine" {
+		t.Errorf("trailer Grpc-Message %q; want fine", got)
+	}
+}

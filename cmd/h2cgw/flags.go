@@ -1,0 +1,240 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// envPrefix starts every flag's environment twin: --max-upgrade-body is also
+// read from H2CGW_MAX_UPGRADE_BODY.
+const envPrefix = "H2CGW_"
+
+// config is the command line, parsed. Its defaults are gateway.Config's,
+// spelled out so that --help can print them.
+type config struct {
+	Listen      string
+	AdminListen string // "" disables the admin listener
+	Upstreams   []string
+
+	// MaxUpgradeBody is the flag as given: 0 means "never upgrade a request
+	// with a body" (gateway.Config spells that -1).
+	MaxUpgradeBody       int64
+	ShutdownTimeout      time.Duration
+	ReadHeaderTimeout    time.Duration
+	IdleTimeout          time.Duration
+	PrefaceTimeout       time.Duration
+	UpstreamTimeout      time.Duration
+	MaxHeaderBytes       int64
+	MaxConcurrentStreams uint32
+
+	NoUpgrade        bool
+	NoPriorKnowledge bool
+
+	LogLevel  zerolog.Level
+	LogFormat string // "json" or "console"
+	AccessLog bool
+
+	Help    bool
+	Version bool
+}
+
+func defaultConfig() config {
+	return config{
+		Listen:               ":8080",
+		AdminListen:          "127.0.0.1:9901",
+		MaxUpgradeBody:       1 << 20,
+		ShutdownTimeout:      30 * time.Second,
+		ReadHeaderTimeout:    10 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		PrefaceTimeout:       10 * time.Second,
+		UpstreamTimeout:      30 * time.Second,
+		MaxHeaderBytes:       64 << 10,
+		MaxConcurrentStreams: 250,
+		LogLevel:             zerolog.InfoLevel,
+		LogFormat:            "json",
+		AccessLog:            true,
+	}
+}
+
+// usageError is a bad command line or environment: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// flagSpec is one flag: its name, the placeholder and text --help shows, and
+// where its value goes. Specs are listed in the order --help prints them.
+type flagSpec struct {
+	name  string
+	arg   string // placeholder in --help; "" for a boolean
+	usage string
+	value flag.Value
+	noEnv bool // --help and --version have no environment twin
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func flagSpecs(c *config) []flagSpec {
+	return []flagSpec{
+		{name: "listen", arg: "ADDR", value: &addrValue{p: &c.Listen},
+			usage: "cleartext listener: HTTP/1.1, h2c upgrade, h2c prior knowledge"},
+		{name: "admin-listen", arg: "ADDR", value: &addrValue{p: &c.AdminListen, emptyOK: true},
+			usage: "admin listener: /metrics, /healthz, /readyz; empty disables it\n" +
+				"(loopback by default: use :9901 for probes from outside the host)"},
+		{name: "upstream", arg: "URL", value: &upstreamsValue{p: &c.Upstreams},
+			usage: "http://host:port (HTTP/1.1) or h2c://host:port (HTTP/2 prior\n" +
+				"knowledge); repeat it for a pool (comma-separated in the\n" +
+				"environment); none serves the built-in JSON echo"},
+		{name: "max-upgrade-body", arg: "BYTES", value: &bytesValue{p: &c.MaxUpgradeBody, max: math.MaxInt64},
+			usage: "largest body an h2c upgrade reads before its 101; a larger one is\n" +
+				"served on HTTP/1.1; 0 never upgrades a request with a body"},
+		{name: "shutdown-timeout", arg: "DURATION", value: &durationValue{p: &c.ShutdownTimeout},
+			usage: "grace period for in-flight requests after SIGTERM or SIGINT"},
+		{name: "read-header-timeout", arg: "DURATION", value: &durationValue{p: &c.ReadHeaderTimeout},
+			usage: "time to read a request head or the prior-knowledge preface"},
+		{name: "idle-timeout", arg: "DURATION", value: &durationValue{p: &c.IdleTimeout},
+			usage: "close a connection with no request in flight for this long"},
+		{name: "preface-timeout", arg: "DURATION", value: &durationValue{p: &c.PrefaceTimeout},
+			usage: "time for the client preface to arrive after a 101"},
+		{name: "upstream-timeout", arg: "DURATION", value: &durationValue{p: &c.UpstreamTimeout},
+			usage: "time for an upstream to send its response headers (then 504)"},
+		{name: "max-header-bytes", arg: "BYTES", value: &bytesValue{p: &c.MaxHeaderBytes, min: 1, max: 1 << 30},
+			usage: "largest request head (HTTP/1.1), and the advertised HTTP/2\n" +
+				"SETTINGS_MAX_HEADER_LIST_SIZE (this plus 320)"},
+		{name: "max-concurrent-streams", arg: "N", value: &uint32Value{p: &c.MaxConcurrentStreams},
+			usage: "advertised SETTINGS_MAX_CONCURRENT_STREAMS of HTTP/2 connections"},
+		{name: "no-upgrade", value: &boolValue{p: &c.NoUpgrade},
+			usage: "switch off the \"Upgrade: h2c\" path (served on HTTP/1.1 instead)"},
+		{name: "no-prior-knowledge", value: &boolValue{p: &c.NoPriorKnowledge},
+			usage: "switch off HTTP/2 with prior knowledge (answered 505)"},
+		{name: "log-level", arg: "LEVEL", value: &levelValue{p: &c.LogLevel},
+			usage: "debug, info, warn or error"},
+		{name: "log-format", arg: "FORMAT", value: &choiceValue{p: &c.LogFormat, choices: []string{"json", "console"}},
+			usage: "json (one object a line, on stderr) or console (for people)"},
+		{name: "access-log", value: &boolValue{p: &c.AccessLog},
+			usage: "log one line per request; --access-log=false turns it off"},
+		{name: "version", value: &boolValue{p: &c.Version}, noEnv: true,
+			usage: "print the version and exit"},
+		{name: "help", value: &boolValue{p: &c.Help}, noEnv: true,
+			usage: "print this help and exit"},
+	}
+}
+
+// parseFlags parses args (without the program name) over the environment
+// twins found by lookupEnv. A flag on the command line beats its twin. The
+// error is a *usageError, one line naming the flag and what it accepts.
+func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, error) {
+	c := defaultConfig()
+	specs := flagSpecs(&c)
+	fs := flag.NewFlagSet("h2cgw", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported by the caller, in one line
+	fs.Usage = func() {}
+	for _, s := range specs {
+		fs.Var(s.value, s.name, s.usage)
+	}
+
+	for _, s := range specs {
+		if s.noEnv {
+			continue
+		}
+		env := envName(s.name)
+		v, ok := lookupEnv(env)
+		if !ok {
+			continue
+		}
+		if err := setFromEnv(s.value, v); err != nil {
+			return c, &usageError{fmt.Sprintf("invalid value %q for --%s (from %s): %v", v, s.name, env, err)}
+		}
+	}
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h
+			c.Help = true
+			return c, nil
+		}
+		return c, &usageError{flagError(err)}
+	}
+	if fs.NArg() > 0 {
+		return c, &usageError{fmt.Sprintf("unexpected argument %q (flags start with --; see --help)", fs.Arg(0))}
+	}
+	return c, nil
+}
+
+// flagError rewrites the flag package's messages ("invalid value "x" for flag
+// -name: ...", "flag provided but not defined: -name") with the double-dash
+// spelling --help uses.
+func flagError(err error) string {
+	msg := err.Error()
+	for _, r := range [...][2]string{
+		{"for flag -", "for --"}, // invalid value
+		{"for -", "for --"},      // invalid boolean value
+		{": -", ": --"},          // not defined, needs an argument
+	} {
+		if strings.Contains(msg, r[0]) {
+			msg = strings.Replace(msg, r[0], r[1], 1)
+			break
+		}
+	}
+	return msg + " (see --help)"
+}
+
+// setFromEnv applies an environment twin. A list flag takes a comma-separated
+// list; a later command-line flag replaces it rather than adding to it.
+func setFromEnv(v flag.Value, s string) error {
+	if l, ok := v.(*upstreamsValue); ok {
+		return l.setList(s)
+	}
+	return v.Set(s)
+}
+
+// printUsage writes --help: every flag with its default and environment twin.
+func printUsage(w io.Writer) {
+	const indent = "\n        "
+	c := defaultConfig()
+	var b strings.Builder
+	b.WriteString(`Usage: h2cgw [flags]
+       h2cgw healthcheck URL
+
+h2cgw serves HTTP/1.1, the "Upgrade: h2c" handshake and HTTP/2 with prior
+knowledge on one cleartext listener, in front of upstreams (gateway mode) or
+a built-in JSON echo. "h2cgw healthcheck URL" GETs URL and exits 0 on 2xx.
+
+Flags (each is also read from the environment variable shown; the command
+line wins):
+`)
+	for _, s := range flagSpecs(&c) {
+		b.WriteString("  --" + s.name)
+		if s.arg != "" {
+			b.WriteString(" " + s.arg)
+		}
+		b.WriteString(indent + strings.ReplaceAll(s.usage, "\n", indent))
+		if !s.noEnv {
+			b.WriteString(indent + "default " + defaultText(s.value) + ", env " + envName(s.name))
+		}
+		b.WriteString("\n")
+	}
+	io.WriteString(w, b.String())
+}
+
+func defaultText(v flag.Value) string {
+	s := v.String()
+	switch v.(type) {
+	case *upstreamsValue:
+		if s == "" {
+			return "none"
+		}
+		return strconv.Quote(s)
+	case *addrValue:
+		return strconv.Quote(s)
+	}
+	return s
+}

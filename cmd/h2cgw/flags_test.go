@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// env returns a lookupEnv over m.
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	got, err := parseFlags(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{
+		Listen:               ":8080",
+		AdminListen:          "127.0.0.1:9901",
+		MaxUpgradeBody:       1 << 20,
+		ShutdownTimeout:      30 * time.Second,
+		ReadHeaderTimeout:    10 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		PrefaceTimeout:       10 * time.Second,
+		UpstreamTimeout:      30 * time.Second,
+		MaxHeaderBytes:       64 << 10,
+		MaxConcurrentStreams: 250,
+		LogLevel:             zerolog.InfoLevel,
+		LogFormat:            "json",
+		AccessLog:            true,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(config) bool
+	}{
+		{"listen", []string{"--listen", "127.0.0.1:1"}, nil, func(c config) bool { return c.Listen == "127.0.0.1:1" }},
+		{"listen single dash", []string{"-listen=:9"}, nil, func(c config) bool { return c.Listen == ":9" }},
+		{"admin-listen", []string{"--admin-listen", ":9901"}, nil, func(c config) bool { return c.AdminListen == ":9901" }},
+		{"admin-listen empty disables", []string{"--admin-listen", ""}, nil, func(c config) bool { return c.AdminListen == "" }},
+		{"upstream repeated", []string{"--upstream", "http://a:1", "--upstream", "h2c://b:2"}, nil,
+			func(c config) bool { return reflect.DeepEqual(c.Upstreams, []string{"http://a:1", "h2c://b:2"}) }},
+		{"max-upgrade-body plain", []string{"--max-upgrade-body", "4096"}, nil, func(c config) bool { return c.MaxUpgradeBody == 4096 }},
+		{"max-upgrade-body KiB", []string{"--max-upgrade-body", "64KiB"}, nil, func(c config) bool { return c.MaxUpgradeBody == 64<<10 }},
+		{"max-upgrade-body MiB", []string{"--max-upgrade-body", "2mib"}, nil, func(c config) bool { return c.MaxUpgradeBody == 2<<20 }},
+		{"max-upgrade-body zero", []string{"--max-upgrade-body", "0"}, nil, func(c config) bool { return c.MaxUpgradeBody == 0 }},
+		{"shutdown-timeout", []string{"--shutdown-timeout", "1m"}, nil, func(c config) bool { return c.ShutdownTimeout == time.Minute }},
+		{"read-header-timeout", []string{"--read-header-timeout", "3s"}, nil, func(c config) bool { return c.ReadHeaderTimeout == 3*time.Second }},
+		{"idle-timeout", []string{"--idle-timeout", "5s"}, nil, func(c config) bool { return c.IdleTimeout == 5*time.Second }},
+		{"preface-timeout", []string{"--preface-timeout", "2s"}, nil, func(c config) bool { return c.PrefaceTimeout == 2*time.Second }},
+		{"upstream-timeout", []string{"--upstream-timeout", "200ms"}, nil, func(c config) bool { return c.UpstreamTimeout == 200*time.Millisecond }},
+		{"max-header-bytes", []string{"--max-header-bytes", "1MiB"}, nil, func(c config) bool { return c.MaxHeaderBytes == 1<<20 }},
+		{"max-concurrent-streams", []string{"--max-concurrent-streams", "100"}, nil, func(c config) bool { return c.MaxConcurrentStreams == 100 }},
+		{"no-upgrade", []string{"--no-upgrade"}, nil, func(c config) bool { return c.NoUpgrade }},
+		{"no-prior-knowledge", []string{"--no-prior-knowledge"}, nil, func(c config) bool { return c.NoPriorKnowledge }},
+		{"log-level", []string{"--log-level", "debug"}, nil, func(c config) bool { return c.LogLevel == zerolog.DebugLevel }},
+		{"log-format", []string{"--log-format", "console"}, nil, func(c config) bool { return c.LogFormat == "console" }},
+		{"access-log off", []string{"--access-log=false"}, nil, func(c config) bool { return !c.AccessLog }},
+		{"version", []string{"--version"}, nil, func(c config) bool { return c.Version }},
+		{"help", []string{"--help"}, nil, func(c config) bool { return c.Help }},
+		{"-h", []string{"-h"}, nil, func(c config) bool { return c.Help }},
+
+		{"env twin", nil, map[string]string{"H2CGW_LISTEN": ":1234"}, func(c config) bool { return c.Listen == ":1234" }},
+		{"env twin with dashes", nil, map[string]string{"H2CGW_MAX_UPGRADE_BODY": "8KiB"}, func(c config) bool { return c.MaxUpgradeBody == 8<<10 }},
+		{"env empty admin disables", nil, map[string]string{"H2CGW_ADMIN_LISTEN": ""}, func(c config) bool { return c.AdminListen == "" }},
+		{"env bool", nil, map[string]string{"H2CGW_NO_UPGRADE": "true", "H2CGW_ACCESS_LOG": "0"},
+			func(c config) bool { return c.NoUpgrade && !c.AccessLog }},
+		{"env upstreams comma-separated", nil, map[string]string{"H2CGW_UPSTREAM": "http://a:1, h2c://b:2"},
+			func(c config) bool { return reflect.DeepEqual(c.Upstreams, []string{"http://a:1", "h2c://b:2"}) }},
+		{"flag beats env", []string{"--listen", ":2"}, map[string]string{"H2CGW_LISTEN": ":1"}, func(c config) bool { return c.Listen == ":2" }},
+		{"flag beats env bool", []string{"--access-log"}, map[string]string{"H2CGW_ACCESS_LOG": "false"}, func(c config) bool { return c.AccessLog }},
+		{"upstream flag replaces env list", []string{"--upstream", "http://c:3", "--upstream", "http://d:4"},
+			map[string]string{"H2CGW_UPSTREAM": "http://a:1,http://b:2"},
+			func(c config) bool { return reflect.DeepEqual(c.Upstreams, []string{"http://c:3", "http://d:4"}) }},
+		{"no env twin for help", nil, map[string]string{"H2CGW_HELP": "true", "H2CGW_VERSION": "true"},
+			func(c config) bool { return !c.Help && !c.Version }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, env(tt.env))
+			if err != nil {
+				t.Fatalf("parseFlags(%q) = %v", tt.args, err)
+			}
+			if !tt.check(c) {
+				t.Errorf("parseFlags(%q) with env %v = %+v", tt.args, tt.env, c)
+			}
+		})
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // substrings of the error
+	}{
+		{"listen without port", []string{"--listen", "8080"}, nil, []string{"--listen", "host:port"}},
+		{"listen empty", []string{"--listen", ""}, nil, []string{"--listen", "host:port"}},
+		{"listen missing value", []string{"--listen"}, nil, []string{"--listen", "needs an argument"}},
+		{"admin-listen", []string{"--admin-listen", "nope"}, nil, []string{"--admin-listen", "empty to disable"}},
+		{"upstream scheme", []string{"--upstream", "https://a:1"}, nil, []string{"--upstream", "http://host:port or h2c://host:port"}},
+		{"upstream no host", []string{"--upstream", "http://"}, nil, []string{"--upstream", "no host"}},
+		{"max-upgrade-body unit", []string{"--max-upgrade-body", "1MB"}, nil, []string{"--max-upgrade-body", "KiB, MiB or GiB"}},
+		{"max-upgrade-body negative", []string{"--max-upgrade-body", "-1"}, nil, []string{"--max-upgrade-body", "byte count"}},
+		{"max-upgrade-body overflow", []string{"--max-upgrade-body", "9999999999GiB"}, nil, []string{"--max-upgrade-body", "byte count"}},
+		{"max-header-bytes zero", []string{"--max-header-bytes", "0"}, nil, []string{"--max-header-bytes", "at least 1"}},
+		{"shutdown-timeout", []string{"--shutdown-timeout", "30"}, nil, []string{"--shutdown-timeout", "positive duration"}},
+		{"idle-timeout negative", []string{"--idle-timeout", "-1s"}, nil, []string{"--idle-timeout", "positive duration"}},
+		{"read-header-timeout", []string{"--read-header-timeout", "soon"}, nil, []string{"--read-header-timeout", "positive duration"}},
+		{"preface-timeout zero", []string{"--preface-timeout", "0s"}, nil, []string{"--preface-timeout", "positive duration"}},
+		{"upstream-timeout", []string{"--upstream-timeout", "x"}, nil, []string{"--upstream-timeout", "positive duration"}},
+		{"max-concurrent-streams", []string{"--max-concurrent-streams", "0"}, nil, []string{"--max-concurrent-streams", "1 to 4294967295"}},
+		{"no-upgrade", []string{"--no-upgrade=maybe"}, nil, []string{"--no-upgrade", "true or false"}},
+		{"log-level", []string{"--log-level", "trace"}, nil, []string{"--log-level", "debug, info, warn or error"}},
+		{"log-format", []string{"--log-format", "xml"}, nil, []string{"--log-format", "json or console"}},
+		{"unknown flag", []string{"--nope"}, nil, []string{"--nope", "not defined"}},
+		{"positional argument", []string{"serve"}, nil, []string{`"serve"`}},
+		{"env twin", nil, map[string]string{"H2CGW_MAX_UPGRADE_BODY": "lots"}, []string{"--max-upgrade-body", "H2CGW_MAX_UPGRADE_BODY", "byte count"}},
+		{"env upstream list", nil, map[string]string{"H2CGW_UPSTREAM": "http://a:1,ftp://b"}, []string{"--upstream", "H2CGW_UPSTREAM", `"ftp"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseFlags(tt.args, env(tt.env))
+			var ue *usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("parseFlags(%q) = %v; want a usage error", tt.args, err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q; want it to contain %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error %q spans lines; want one", msg)
+			}
+			if exitCode(err) != 2 {
+				t.Errorf("exit code %d; want 2", exitCode(err))
+			}
+		})
+	}
+}
+
+func TestRunBadFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--max-upgrade-body", "huge"}, &stdout, &stderr)
+	if exitCode(err) != 2 {
+		t.Errorf("exit code %d; want 2", exitCode(err))
+	}
+	got := stderr.String()
+	if strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "h2cgw: ") || !strings.Contains(got, "--max-upgrade-body") {
+		t.Errorf("stderr %q; want one line naming --max-upgrade-body", got)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q; want nothing", stdout.String())
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), []string{arg}, &stdout, &stderr); err != nil {
+			t.Fatalf("run %s = %v; want nil", arg, err)
+		}
+		help := stdout.String()
+		var c config
+		for _, s := range flagSpecs(&c) {
+			if !strings.Contains(help, "  --"+s.name+" ") && !strings.Contains(help, "  --"+s.name+"\n") {
+				t.Errorf("%s does not list --%s", arg, s.name)
+			}
+			if s.noEnv {
+				continue
+			}
+			if !strings.Contains(help, "env "+envName(s.name)) {
+				t.Errorf("%s does not give the env twin of --%s", arg, s.name)
+			}
+		}
+		for _, def := range []string{
+			`default ":8080"`, `default "127.0.0.1:9901"`, "default 1MiB", "default 30s", "default 10s",
+			"default 2m0s", "default 64KiB", "default 250", "default info", "default json", "default true",
+		} {
+			if !strings.Contains(help, def) {
+				t.Errorf("%s does not show %q", arg, def)
+			}
+		}
+		if n := strings.Count(help, "\n        default "); n != 16 {
+			t.Errorf("%s shows %d defaults; want one per flag with a value (16)", arg, n)
+		}
+		for i, l := range strings.Split(help, "\n") {
+			if len(l) > 80 {
+				t.Errorf("help line %d is %d columns: %q", i+1, len(l), l)
+			}
+		}
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "h2cgw " + version + " (" + runtime.Version() + ")\n"
+	if stdout.String() != want {
+		t.Errorf("--version printed %q; want %q", stdout.String(), want)
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 1: "1", 1023: "1023", 1024: "1KiB", 1536: "1536", 1 << 20: "1MiB", 3 << 30: "3GiB"} {
+		if got := formatBytes(n); got != want {
+			t.Errorf("formatBytes(%d) = %q; want %q", n, got, want)
+		}
+	}
+}

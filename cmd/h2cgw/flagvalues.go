@@ -1,0 +1,269 @@
+package main
+
+// The flag.Value types of the command line. Each Set error says what the
+// flag accepts; parseFlags puts the flag's name in front.
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// addrValue is a listen address, host:port; the host may be empty.
+type addrValue struct {
+	p       *string
+	emptyOK bool
+}
+
+func (v *addrValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *addrValue) Set(s string) error {
+	if s == "" && v.emptyOK {
+		*v.p = ""
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		if v.emptyOK {
+			return errors.New("want host:port, :port, or empty to disable (e.g. 127.0.0.1:9901)")
+		}
+		return errors.New("want host:port or :port (e.g. :8080)")
+	}
+	*v.p = s
+	return nil
+}
+
+// upstreamsValue is the repeatable --upstream.
+type upstreamsValue struct {
+	p *[]string
+	// fromEnv is set while the list holds the environment's value, which the
+	// first --upstream on the command line replaces.
+	fromEnv bool
+}
+
+func (v *upstreamsValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.Join(*v.p, ",")
+}
+
+func (v *upstreamsValue) Set(s string) error {
+	if err := checkUpstream(s); err != nil {
+		return err
+	}
+	if v.fromEnv {
+		*v.p, v.fromEnv = nil, false
+	}
+	*v.p = append(*v.p, s)
+	return nil
+}
+
+func (v *upstreamsValue) setList(s string) error {
+	var list []string
+	for _, u := range strings.Split(s, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if err := checkUpstream(u); err != nil {
+			return err
+		}
+		list = append(list, u)
+	}
+	*v.p, v.fromEnv = list, true
+	return nil
+}
+
+const upstreamForm = "want http://host:port or h2c://host:port"
+
+// checkUpstream catches the mistakes a person makes on the command line; the
+// proxy validates the rest.
+func checkUpstream(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New(upstreamForm)
+	}
+	if u.Scheme != "http" && u.Scheme != "h2c" {
+		return fmt.Errorf("%s (scheme %q is not served)", upstreamForm, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%s (no host)", upstreamForm)
+	}
+	return nil
+}
+
+// bytesValue is a byte count: a plain integer, or one with an IEC unit
+// (64KiB, 1MiB).
+type bytesValue struct {
+	p        *int64
+	min, max int64
+}
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{
+	// Longest suffixes first: "KiB" before "B".
+	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1},
+}
+
+func (v *bytesValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return formatBytes(*v.p)
+}
+
+// formatBytes writes n with the largest IEC unit that divides it exactly.
+func formatBytes(n int64) string {
+	for _, u := range byteUnits[:3] {
+		if n != 0 && n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (v *bytesValue) Set(s string) error {
+	bad := "want a byte count: an integer with an optional unit B, KiB, MiB or GiB (e.g. 65536 or 64KiB)"
+	if v.min > 0 {
+		bad += fmt.Sprintf(", at least %s", formatBytes(v.min))
+	}
+	if v.max < math.MaxInt64 {
+		bad += fmt.Sprintf(", at most %s", formatBytes(v.max))
+	}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if len(num) > len(u.suffix) && strings.EqualFold(num[len(num)-len(u.suffix):], u.suffix) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > v.max/mult || n*mult < v.min {
+		return errors.New(bad)
+	}
+	*v.p = n * mult
+	return nil
+}
+
+// durationValue is a positive time.Duration.
+type durationValue struct{ p *time.Duration }
+
+func (v *durationValue) String() string {
+	if v.p == nil {
+		return "0s"
+	}
+	return v.p.String()
+}
+
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 500ms, 30s or 2m")
+	}
+	*v.p = d
+	return nil
+}
+
+// uint32Value is a count from 1 to 2^32-1.
+type uint32Value struct{ p *uint32 }
+
+func (v *uint32Value) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatUint(uint64(*v.p), 10)
+}
+
+func (v *uint32Value) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 {
+		return errors.New("want an integer from 1 to 4294967295")
+	}
+	*v.p = uint32(n)
+	return nil
+}
+
+// boolValue is a boolean flag: --name alone means true.
+type boolValue struct{ p *bool }
+
+func (v *boolValue) String() string {
+	if v.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*v.p)
+}
+
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*v.p = b
+	return nil
+}
+
+// IsBoolFlag lets the flag package accept --name without a value.
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+// levelValue is one of the log levels the binary offers.
+type levelValue struct{ p *zerolog.Level }
+
+var logLevels = map[string]zerolog.Level{
+	"debug": zerolog.DebugLevel,
+	"info":  zerolog.InfoLevel,
+	"warn":  zerolog.WarnLevel,
+	"error": zerolog.ErrorLevel,
+}
+
+func (v *levelValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+
+func (v *levelValue) Set(s string) error {
+	l, ok := logLevels[strings.ToLower(s)]
+	if !ok {
+		return errors.New("want debug, info, warn or error")
+	}
+	*v.p = l
+	return nil
+}
+
+// choiceValue is one of a fixed set of words.
+type choiceValue struct {
+	p       *string
+	choices []string
+}
+
+func (v *choiceValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *choiceValue) Set(s string) error {
+	for _, c := range v.choices {
+		if strings.EqualFold(s, c) {
+			*v.p = c
+			return nil
+		}
+	}
+	return fmt.Errorf("want %s", strings.Join(v.choices, " or "))
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds the process's Prometheus collectors, on a registry of its
+// own (not the global one: tests run several processes' worth side by side).
+type metrics struct {
+	reg *prometheus.Registry
+
+	connsTotal     *prometheus.CounterVec
+	connsOpen      *prometheus.GaugeVec
+	upgrades       *prometheus.CounterVec
+	protocolErrors *prometheus.CounterVec
+	http2Errors    *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	inFlight       prometheus.Gauge
+
+	// byPath resolves the per-request series of the known entry paths once,
+	// so a request does not hash its labels. Read-only after newMetrics.
+	byPath map[gateway.EntryPath]*pathMetrics
+}
+
+// pathMetrics are one entry path's per-request series.
+type pathMetrics struct {
+	byClass  [5]prometheus.Counter // 1xx … 5xx
+	duration prometheus.Observer
+}
+
+// The upgrade outcomes of h2cgw_upgrades_total.
+const (
+	outcomeAccepted = "accepted"
+	outcomeDeclined = "declined"
+	outcomeRejected = "rejected"
+)
+
+var entryPaths = []gateway.EntryPath{gateway.PathH1, gateway.PathUpgrade, gateway.PathPriorKnowledge}
+
+var declineReasons = []gateway.Reason{
+	gateway.ReasonHTTP10, gateway.ReasonNoConnectionToken, gateway.ReasonMissingSettings,
+	gateway.ReasonDuplicateSettings, gateway.ReasonBadSettings, gateway.ReasonConnect,
+	gateway.ReasonBodyTooLarge, gateway.ReasonDisabled, gateway.ReasonShutdown,
+}
+
+var protocolErrorReasons = []gateway.Reason{
+	gateway.ReasonBadPreface, gateway.ReasonPrefaceTimeout, gateway.ReasonWrite101,
+	gateway.ReasonLatePreface, gateway.ReasonPriorKnowledgeDisabled, gateway.ReasonUpgradeBody,
+}
+
+// newMetrics registers every collector, the Go runtime's and the process's
+// included, and creates the series of every known label value at zero, so
+// that dashboards and alerts see them before the first event.
+func newMetrics(version string) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_connections_total",
+			Help: "Client connections by entry path (h1, h2c-upgrade, h2c-prior-knowledge), counted when the path is known; an upgraded connection counts once as h1, then once as h2c-upgrade.",
+		}, []string{"via"}),
+		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "h2cgw_connections_open",
+			Help: "Client connections open now, by entry path.",
+		}, []string{"via"}),
+		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_upgrades_total",
+			Help: "h2c upgrade attempts by outcome: accepted (101, reason empty), declined (served on HTTP/1.1) or rejected (upgrade signal on HTTP/2, answered 400), with the reason of SPEC §2 and §4.",
+		}, []string{"outcome", "reason"}),
+		protocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_protocol_errors_total",
+			Help: "Connections or requests ended by a protocol error the gateway saw itself, by reason.",
+		}, []string{"reason"}),
+		http2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_http2_errors_total",
+			Help: "Errors counted by the HTTP/2 server (golang.org/x/net/http2), by its error type.",
+		}, []string{"type"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_requests_total",
+			Help: "Requests served, by entry path and status class (1xx for a protocol switch, 2xx … 5xx).",
+		}, []string{"via", "code_class"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "h2cgw_request_duration_seconds",
+			Help:    "Time from the request reaching the handler to the handler's return (the whole response, streamed bodies included), by entry path.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"via"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_upstream_errors_total",
+			Help: "Failed attempts to reach an upstream or get its response (502, 504, or a retry), by upstream and cause.",
+		}, []string{"upstream", "cause"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "h2cgw_requests_in_flight",
+			Help: "Requests being served now.",
+		}),
+		byPath: make(map[gateway.EntryPath]*pathMetrics),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "h2cgw_build_info",
+		Help:        "Always 1; the labels give the version of h2cgw and of Go.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(
+		m.connsTotal, m.connsOpen, m.upgrades, m.protocolErrors, m.http2Errors,
+		m.requests, m.duration, m.upstreamErrors, m.inFlight, buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	for _, p := range entryPaths {
+		m.connsTotal.WithLabelValues(string(p))
+		m.connsOpen.WithLabelValues(string(p))
+		m.byPath[p] = m.newPathMetrics(p)
+	}
+	m.upgrades.WithLabelValues(outcomeAccepted, "")
+	for _, r := range declineReasons {
+		m.upgrades.WithLabelValues(outcomeDeclined, string(r))
+	}
+	m.upgrades.WithLabelValues(outcomeRejected, string(gateway.ReasonUpgradeOnHTTP2))
+	for _, r := range protocolErrorReasons {
+		m.protocolErrors.WithLabelValues(string(r))
+	}
+	return m
+}
+
+func (m *metrics) newPathMetrics(p gateway.EntryPath) *pathMetrics {
+	pm := &pathMetrics{duration: m.duration.WithLabelValues(string(p))}
+	for i := range pm.byClass {
+		pm.byClass[i] = m.requests.WithLabelValues(string(p), strconv.Itoa(i+1)+"xx")
+	}
+	return pm
+}
+
+// onEvent counts the gateway's events; it is gateway.Config.OnEvent, called
+// from many goroutines (the collectors are safe for that).
+func (m *metrics) onEvent(e gateway.Event) {
+	switch e.Kind {
+	case gateway.EventConnOpen:
+		m.connsTotal.WithLabelValues(string(e.Path)).Inc()
+		m.connsOpen.WithLabelValues(string(e.Path)).Inc()
+	case gateway.EventConnClose:
+		m.connsOpen.WithLabelValues(string(e.Path)).Dec()
+	case gateway.EventUpgradeAccepted:
+		m.upgrades.WithLabelValues(outcomeAccepted, "").Inc()
+	case gateway.EventUpgradeDeclined:
+		m.upgrades.WithLabelValues(outcomeDeclined, string(e.Reason)).Inc()
+	case gateway.EventUpgradeRejected:
+		m.upgrades.WithLabelValues(outcomeRejected, string(e.Reason)).Inc()
+	case gateway.EventProtocolError:
+		m.protocolErrors.WithLabelValues(string(e.Reason)).Inc()
+	case gateway.EventHTTP2Error:
+		m.http2Errors.WithLabelValues(string(e.Reason)).Inc()
+	}
+}
+
+// upstreamError counts a failure the proxy reports
+// (gateway.ProxyConfig.OnUpstreamError).
+func (m *metrics) upstreamError(upstream, cause string) {
+	m.upstreamErrors.WithLabelValues(upstream, cause).Inc()
+}
+
+// middleware counts requests in flight, and each request by entry path and
+// status class with its duration, once the handler has returned.
+func (m *metrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inFlight.Inc()
+		rec, ok := w.(*recorder)
+		if !ok {
+			rec, r = newRecorder(w, r)
+		}
+		defer func() {
+			m.inFlight.Dec()
+			pm := m.pathMetrics(gateway.EntryPathFromContext(r.Context()))
+			class := rec.code()/100 - 1
+			if class >= 0 && class < len(pm.byClass) {
+				pm.byClass[class].Inc()
+			}
+			pm.duration.Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func (m *metrics) pathMetrics(p gateway.EntryPath) *pathMetrics {
+	if pm, ok := m.byPath[p]; ok {
+		return pm
+	}
+	// A request from outside the gateway (tests), or an entry path added
+	// after this binary: resolved per request.
+	if p == "" {
+		p = "unknown"
+	}
+	return m.newPathMetrics(p)
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/settings"
+	"github.com/rs/zerolog"
+)
+
+// run is the whole process, testable: it parses args (and the environment
+// twins), serves until ctx ends, then shuts down gracefully. It reports its
+// own errors, on stderr, before returning them; the caller only maps them to
+// an exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		err := healthcheck(ctx, args[1:], stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+		}
+		return err
+	}
+	c, err := parseFlags(args, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "h2cgw: %v\n", err)
+		return err
+	}
+	switch {
+	case c.Help:
+		printUsage(stdout)
+		return nil
+	case c.Version:
+		fmt.Fprintf(stdout, "h2cgw %s (%s)\n", version, runtime.Version())
+		return nil
+	}
+	return serve(ctx, c, newLogger(c, stderr))
+}
+
+// serve builds the handler chain and the gateway, listens, and runs until
+// ctx ends.
+func serve(ctx context.Context, c config, log zerolog.Logger) error {
+	m := newMetrics(version)
+	rd := &readiness{}
+
+	// The chain every stream passes through, inside the gateway (SPEC §3:
+	// every stream of an upgraded connection too): access log, metrics,
+	// then the proxy or the echo.
+	var h http.Handler
+	mode := "builtin"
+	var upstreams []string
+	if len(c.Upstreams) > 0 {
+		p, err := gateway.NewProxy(gateway.ProxyConfig{
+			Upstreams:       c.Upstreams,
+			Logger:          log,
+			Timeout:         c.UpstreamTimeout,
+			OnUpstreamError: m.upstreamError,
+		})
+		if err != nil {
+			err = &usageError{fmt.Sprintf("invalid --upstream: %v", err)}
+			log.Error().Err(err).Msg("cannot start")
+			return err
+		}
+		defer p.Close()
+		rd.upstreamsUp = p.Ready
+		h, mode, upstreams = p, "gateway", p.Upstreams()
+	} else {
+		h = echoHandler()
+	}
+	h = m.middleware(h)
+	if c.AccessLog {
+		h = accessLog(log, h)
+	}
+
+	maxUpgradeBody := c.MaxUpgradeBody
+	if maxUpgradeBody == 0 {
+		maxUpgradeBody = -1 // the flag's 0 is gateway.Config's "no body at all"
+	}
+	g := gateway.New(h, gateway.Config{
+		Logger:                log,
+		OnEvent:               m.onEvent,
+		DisableUpgrade:        c.NoUpgrade,
+		DisablePriorKnowledge: c.NoPriorKnowledge,
+		MaxUpgradeBody:        maxUpgradeBody,
+		PrefaceTimeout:        c.PrefaceTimeout,
+		ReadHeaderTimeout:     c.ReadHeaderTimeout,
+		IdleTimeout:           c.IdleTimeout,
+		MaxHeaderBytes:        int(c.MaxHeaderBytes),
+		MaxConcurrentStreams:  c.MaxConcurrentStreams,
+	})
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		log.Error().Err(err).Str("listen", c.Listen).Msg("cannot listen")
+		return err
+	}
+	var (
+		adminLn   net.Listener
+		adminAddr string
+		admin     *http.Server
+	)
+	if c.AdminListen != "" {
+		adminLn, err = net.Listen("tcp", c.AdminListen)
+		if err != nil {
+			ln.Close()
+			log.Error().Err(err).Str("admin", c.AdminListen).Msg("cannot listen")
+			return err
+		}
+		adminAddr = adminLn.Addr().String()
+		admin = newAdminServer(adminHandler(m.reg, rd, log), log)
+	}
+	logStartup(log, c, g, ln.Addr().String(), adminAddr, mode, upstreams)
+
+	// Each server's Serve returns when it is shut down or its listener
+	// fails; serve waits for both before it returns.
+	served := make(chan error, 2)
+	servers := 1
+	go func() { served <- g.Serve(ln) }()
+	if admin != nil {
+		servers++
+		go func() { served <- admin.Serve(adminLn) }()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		servers--
+		log.Error().Err(err).Msg("listener failed")
+		g.Close()
+		if admin != nil {
+			admin.Close()
+		}
+		for ; servers > 0; servers-- {
+			<-served
+		}
+		return err
+	}
+
+	// SPEC §7: readiness goes first, so that load balancers stop sending;
+	// then stop accepting, GOAWAY everywhere, drain within the grace
+	// period; the admin listener last, so the drain can be watched.
+	rd.draining.Store(true)
+	log.Info().Stringer("grace_period", c.ShutdownTimeout).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	err = g.Shutdown(sctx)
+	if admin != nil {
+		if admin.Shutdown(sctx) != nil {
+			admin.Close()
+		}
+	}
+	for ; servers > 0; servers-- {
+		if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			log.Warn().Err(serr).Msg("serve ended with an error during shutdown")
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("shutdown grace period of %s exceeded, remaining connections closed: %w", c.ShutdownTimeout, err)
+		log.Error().Err(err).Msg("shutdown incomplete")
+		return err
+	}
+	log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Msg("shut down")
+	return nil
+}
+
+// logStartup writes the one "listening" line: the bound addresses (port 0
+// resolved) and the effective settings.
+func logStartup(log zerolog.Logger, c config, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
+	adv := zerolog.Dict()
+	for _, s := range settings.Advertised(g.HTTPServer(), g.HTTP2Server()) {
+		adv.Uint32(s.ID.String(), s.Val)
+	}
+	ev := log.Info().
+		Str("listen", listen).
+		Str("admin", admin).
+		Str("version", version).
+		Str("mode", mode)
+	if mode == "gateway" {
+		ev = ev.Strs("upstreams", upstreams).Stringer("upstream_timeout", c.UpstreamTimeout)
+	}
+	ev.Bool("upgrade", !c.NoUpgrade).
+		Bool("prior_knowledge", !c.NoPriorKnowledge).
+		Int64("max_upgrade_body", c.MaxUpgradeBody).
+		Int64("max_header_bytes", c.MaxHeaderBytes).
+		Uint32("max_concurrent_streams", c.MaxConcurrentStreams).
+		Stringer("read_header_timeout", c.ReadHeaderTimeout).
+		Stringer("idle_timeout", c.IdleTimeout).
+		Stringer("preface_timeout", c.PrefaceTimeout).
+		Stringer("shutdown_timeout", c.ShutdownTimeout).
+		Bool("access_log", c.AccessLog).
+		Dict("http2_settings", adv).
+		Msg("listening")
+}
