@@ -1,0 +1,191 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// The helpers of this file back the hardening tests (issue 5): every bad
+// input must leave no goroutine behind and the gateway serving.
+
+// goroutineSlack is how many goroutines above the baseline still count as
+// "back to baseline": runtime timers and the testing package may start and
+// end a goroutine at any moment, independently of the test. Goroutines
+// serving a connection get no slack at all (see connGoroutines).
+const goroutineSlack = 3
+
+// connFrames mark a goroutine that serves a connection: net/http's
+// per-connection goroutine, x/net's serve loop, frame reader, frame writers
+// and handlers, and the gateway's own (an upgraded connection, stream 1's
+// watcher). A stack, "created by" line included, that names one of them
+// belongs to a connection.
+var connFrames = []string{
+	"net/http.(*conn).serve",
+	"golang.org/x/net/http2.(*serverConn)",
+	"/gateway.(*Gateway).serveUpgraded",
+	"/gateway.(*streamHandler).ServeHTTP",
+}
+
+// connGoroutines returns the goroutines serving a connection, by id, each
+// with its stack.
+func connGoroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
+		for _, f := range connFrames {
+			if strings.Contains(g, f) {
+				out[id] = g
+				break
+			}
+		}
+	}
+	return out
+}
+
+// leakCheck records the goroutines when a test has its gateway up and no
+// connection open yet; call done once every client connection is closed.
+type leakCheck struct {
+	t     *testing.T
+	base  int
+	conns map[string]string
+}
+
+func startLeakCheck(t *testing.T) *leakCheck {
+	t.Helper()
+	return &leakCheck{t: t, base: runtime.NumGoroutine(), conns: connGoroutines()}
+}
+
+// done polls until no goroutine serves a connection that was not there at
+// the start and the goroutine count is back within goroutineSlack of the
+// baseline. It fails with the goroutines left if that takes longer than a
+// generous bound: the server side of a closed connection takes a moment to
+// notice the close, more so under the race detector on a busy machine. It
+// also means no server goroutine of the test outlives it (and logs to its
+// finished t).
+func (lc *leakCheck) done() {
+	lc.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left []string
+		for id, g := range connGoroutines() {
+			if _, ok := lc.conns[id]; !ok {
+				left = append(left, g)
+			}
+		}
+		n := runtime.NumGoroutine()
+		if len(left) == 0 && n <= lc.base+goroutineSlack {
+			return
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			lc.t.Fatalf("10s after the connections closed: %d goroutines (want at most %d, baseline %d + %d), "+
+				"%d still serving a connection:\n%s\n\nall goroutines:\n%s",
+				n, lc.base+goroutineSlack, lc.base, goroutineSlack, len(left), strings.Join(left, "\n\n"), b.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startGatewayHandler is startGateway with a handler of the test's own, logs
+// at level (the abuse tests would otherwise log thousands of lines).
+func startGatewayHandler(t *testing.T, cfg Config, h http.Handler, level zerolog.Level) *testGateway {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startGatewayOn(t, l, cfg, h, level)
+}
+
+// startGatewayOn is startGatewayHandler on the test's own listener.
+func startGatewayOn(t *testing.T, l net.Listener, cfg Config, h http.Handler, level zerolog.Level) *testGateway {
+	t.Helper()
+	events := &eventLog{}
+	cfg.OnEvent = events.add
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(level)
+	g := New(h, cfg)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(l) }()
+	t.Cleanup(func() {
+		g.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v; want http.ErrServerClosed", err)
+		}
+	})
+	return &testGateway{g: g, addr: l.Addr().String(), events: events}
+}
+
+// countingListener counts the bytes the server reads from all the
+// connections it accepts, to bound how much of a flood the server consumed
+// before it hung up (what the client wrote also sits in socket buffers).
+type countingListener struct {
+	net.Listener
+	read atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: &l.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// expectServing checks that a fresh connection is served normally, both on
+// HTTP/1.1 and on HTTP/2 with prior knowledge, and closes it. want is the
+// body the handler answers GET /next with ("" to skip the check).
+func expectServing(t *testing.T, addr, want string) {
+	t.Helper()
+	c := dial(t, addr)
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	resp, body := readHTTP1(t, bufio.NewReader(c), "GET")
+	if resp.StatusCode != 200 || (want != "" && !strings.HasPrefix(string(body), want)) {
+		t.Errorf("next HTTP/1.1 connection: %s %q; want 200 %q", resp.Status, body, want)
+	}
+	c.Close()
+
+	c = dial(t, addr)
+	h := newH2Client(t, c, nil)
+	h.preface()
+	h.get(1, "/next")
+	resps, _, err := h.readUntil(ended(1))
+	if err != nil {
+		t.Fatalf("next HTTP/2 connection: %v", err)
+	}
+	if r := resps[1]; r.status != "200" {
+		t.Errorf("next HTTP/2 connection: stream 1 %+v; want 200", r)
+	}
+	c.Close()
+}
