@@ -46,6 +46,11 @@ type Config struct {
 	// this can be set). Zero means 10s.
 	PrefaceTimeout time.Duration
 
+	// MaxConnections caps the connections [Gateway.Serve] keeps open at
+	// once, upgraded ones included; past it, new connections wait in the
+	// listen backlog until one closes. Zero means no cap.
+	MaxConnections int
+
 	// The fields below configure the http.Server and http2.Server that [New]
 	// builds; [Configure] takes them from the caller's http.Server instead,
 	// except the HTTP/2 ones, which it applies when they are non-zero.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/netutil"
 )
 
 // Gateway serves HTTP/1.1, h2c upgrades and HTTP/2 with prior knowledge on
@@ -145,6 +146,11 @@ func (g *Gateway) HTTP2Server() *http2.Server { return g.h2 }
 // Serve accepts connections on l until [Gateway.Shutdown] or [Gateway.Close].
 // Like http.Server.Serve it returns http.ErrServerClosed after a shutdown.
 func (g *Gateway) Serve(l net.Listener) error {
+	if n := g.cfg.MaxConnections; n > 0 {
+		// The cap counts a connection until it is closed, whoever
+		// closes it: net/http, x/net, or the gateway after an upgrade.
+		l = netutil.LimitListener(l, n)
+	}
 	return g.hs.Serve(l)
 }
 

@@ -132,3 +132,30 @@ func TestShutdownDeclinesNewUpgrades(t *testing.T) {
 	}
 	waitFor(t, "shutdown decline", func() bool { return tg.events.has(EventUpgradeDeclined, ReasonShutdown) })
 }
+
+// TestMaxConnections: past the cap, a new connection waits until one closes,
+// an upgraded connection counting like any other.
+func TestMaxConnections(t *testing.T) {
+	tg := startGateway(t, Config{MaxConnections: 1})
+	c1 := dial(t, tg.addr)
+	br1 := bufio.NewReader(c1)
+	io.WriteString(c1, upgradeHead("GET", "/one"))
+	expect101(t, br1)
+	h := newH2Client(t, c1, br1)
+	h.preface()
+	if _, _, err := h.readUntil(ended(1)); err != nil {
+		t.Fatal(err)
+	}
+
+	c2 := dial(t, tg.addr)
+	io.WriteString(c2, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c2.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("second connection answered (%d bytes, %v) while the first holds the only slot", n, err)
+	}
+	c1.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp, _ := readHTTP1(t, bufio.NewReader(c2), "GET"); resp.StatusCode != 200 {
+		t.Errorf("second connection after the first closed: %s; want 200", resp.Status)
+	}
+}
