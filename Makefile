@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: test tools unit integration vet fmt-check fuzz-short build run
+.PHONY: test tools unit integration vet fmt-check fuzz-short build run bench
 
 test: tools vet fmt-check unit integration
 
@@ -18,7 +18,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -race -count=1 ./settings/... ./gateway/... ./cmd/...
+	$(GO) test -race -count=1 ./settings/... ./gateway/... ./cmd/... ./bench/...
 
 integration:
 	$(GO) test -count=1 -timeout 15m ./integration/...
@@ -28,3 +28,9 @@ build:
 
 run:
 	$(GO) run ./cmd/h2cgw
+
+# The bench harness: every contender in turn, several rounds, medians and
+# ratios h2cgw/peer (bench/README.md). Not part of `make test`.
+BENCHFLAGS ?= -rounds 3 -duration 5s
+bench:
+	$(GO) run ./bench $(BENCHFLAGS)

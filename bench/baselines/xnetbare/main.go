@@ -1,0 +1,47 @@
+// Command xnetbare is baseline (a) of the benchmark: a bare
+// golang.org/x/net/http2 Server speaking HTTP/2 with prior knowledge only
+// (ServeConn on every accepted connection, no HTTP/1.1, no upgrade), serving
+// the same handler as h2cgw's built-in one. MaxReadFrameSize is 16384, what
+// h2cgw advertises, so that both servers read frames of the same size.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/h2cgw/h2cgw/bench/internal/progs"
+	"golang.org/x/net/http2"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	handler := flag.String("handler", "echo", "echo (h2cgw's built-in JSON) or minimal")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	flag.Parse()
+	h, err := progs.Handler(*handler, func(*http.Request) string { return "h2c-prior-knowledge" })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	h2s := &http2.Server{MaxReadFrameSize: 16384}
+	base := &http.Server{}
+	progs.Main("xnetbare", *listen, *cpuprofile, func(ln net.Listener) error {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					time.Sleep(5 * time.Millisecond) // EMFILE and the like
+					continue
+				}
+				return err
+			}
+			go h2s.ServeConn(c, &http2.ServeConnOpts{Handler: h, BaseConfig: base})
+		}
+	})
+}

@@ -1,0 +1,47 @@
+// Command h2cgwlib is h2cgw built from the library rather than the binary:
+// gateway.New around the echo handler, a minimal handler, or gateway.NewProxy,
+// with default gateway.Config and ProxyConfig, and no access log or metrics
+// (those live in cmd/h2cgw). The harness uses it for the "minimal handler"
+// rows of scenario 1 and, with -cpuprofile, to profile the gateway under
+// load, since the binary does not expose pprof.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/h2cgw/h2cgw/bench/internal/progs"
+	"github.com/h2cgw/h2cgw/gateway"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	handler := flag.String("handler", "echo", "echo (the built-in JSON), minimal, or proxy")
+	upstream := flag.String("upstream", "", "with -handler proxy: http://host:port or h2c://host:port")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	flag.Parse()
+
+	var h http.Handler
+	if *handler == "proxy" {
+		p, err := gateway.NewProxy(gateway.ProxyConfig{Upstreams: []string{*upstream}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		h = p
+	} else {
+		var err error
+		h, err = progs.Handler(*handler, func(r *http.Request) string {
+			return string(gateway.EntryPathFromContext(r.Context()))
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	g := gateway.New(h, gateway.Config{})
+	progs.Main("h2cgwlib", *listen, *cpuprofile, func(ln net.Listener) error { return g.Serve(ln) })
+}

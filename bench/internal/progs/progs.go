@@ -1,0 +1,161 @@
+// Package progs is what the harness's own server programs (the baselines and
+// the h2cgwlib variant) share: the handlers they serve, the startup line the
+// harness waits for, and CPU profiling until SIGTERM.
+package progs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// EchoHandler is a copy of h2cgw's built-in handler (SPEC §6, cmd/h2cgw
+// echo.go), so that a baseline does the same work per request as h2cgw's
+// built-in handler: the JSON description of the request, the body streamed
+// through SHA-256. via names the entry path the server knows of.
+func EchoHandler(via func(*http.Request) string) http.Handler {
+	type echoResponse struct {
+		Via        string              `json:"via"`
+		Proto      string              `json:"proto"`
+		Method     string              `json:"method"`
+		Host       string              `json:"host"`
+		Path       string              `json:"path"`
+		Query      string              `json:"query"`
+		Headers    map[string][]string `json:"headers"`
+		BodyBytes  int64               `json:"body_bytes"`
+		BodySHA256 string              `json:"body_sha256"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, "request body could not be read", http.StatusBadRequest)
+			return
+		}
+		headers := make(map[string][]string, len(r.Header))
+		for k, v := range r.Header {
+			headers[strings.ToLower(k)] = v
+		}
+		b, err := json.MarshalIndent(echoResponse{
+			Via:        via(r),
+			Proto:      r.Proto,
+			Method:     r.Method,
+			Host:       r.Host,
+			Path:       r.URL.EscapedPath(),
+			Query:      r.URL.RawQuery,
+			Headers:    headers,
+			BodyBytes:  n,
+			BodySHA256: hex.EncodeToString(h.Sum(nil)),
+		}, "", "  ")
+		if err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		b = append(b, '\n')
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(b)
+	})
+}
+
+// ViaByProto is the entry path a server without h2cgw's bookkeeping can
+// guess: HTTP/2 requests as prior knowledge, the rest as h1. (x/net's h2c
+// hands stream 1 of an upgrade over as HTTP/1.1, PITFALLS 4, so it shows as
+// h1 there.)
+func ViaByProto(r *http.Request) string {
+	if r.ProtoMajor == 2 {
+		return "h2c-prior-knowledge"
+	}
+	return "h1"
+}
+
+// MinimalHandler answers "ok" with no other work: the floor of a server's
+// per-request cost. It drains the body, so that upgrades with bodies are
+// served completely.
+func MinimalHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "3")
+		io.WriteString(w, "ok\n")
+	})
+}
+
+// StaticHandler serves size bytes of 'x' for every request: the fallback
+// upstream when h2o is not installed.
+func StaticHandler(size int) http.Handler {
+	body := []byte(strings.Repeat("x", size))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+}
+
+// Handler returns the handler named by a -handler flag value.
+func Handler(name string, via func(*http.Request) string) (http.Handler, error) {
+	switch name {
+	case "echo":
+		return EchoHandler(via), nil
+	case "minimal":
+		return MinimalHandler(), nil
+	}
+	return nil, fmt.Errorf("unknown handler %q (echo or minimal)", name)
+}
+
+// Main listens on addr, writes the startup line h2cgw writes (CONTRACTS:
+// "message":"listening" with "listen"), runs serve, and on SIGTERM or
+// SIGINT stops the CPU profile (if cpuprofile is set) and exits 0. These
+// programs have no graceful shutdown: the harness kills them between runs.
+func Main(name, addr, cpuprofile string, serve func(net.Listener) error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fatal(name, err)
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			fatal(name, err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(name, err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	line, _ := json.Marshal(map[string]any{
+		"level": "info", "program": name, "listen": ln.Addr().String(),
+		"time": time.Now().Format(time.RFC3339), "message": "listening",
+	})
+	fmt.Fprintf(os.Stderr, "%s\n", line)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	served := make(chan error, 1)
+	go func() { served <- serve(ln) }()
+	select {
+	case <-sig:
+	case err := <-served:
+		fmt.Fprintf(os.Stderr, "%s: serve: %v\n", name, err)
+	}
+}
+
+func fatal(name string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	os.Exit(1)
+}
