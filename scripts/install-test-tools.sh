@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the external clients the tests drive, when missing:
-#   Debian: curl, nghttp2-client (nghttp, h2load)
+#   Debian: curl, nghttp2-client (nghttp, h2load), haproxy (/usr/sbin)
 #   Go:     h2spec
 # Safe to run again; prints what it installs.
 set -euo pipefail
@@ -9,6 +9,7 @@ need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v nghttp >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,11 @@ type config struct {
 
 	NoUpgrade        bool
 	NoPriorKnowledge bool
+
+	// ProxyProtocol expects a PROXY protocol header from the peers in
+	// ProxyProtocolTrusted (the load balancers), which has no default.
+	ProxyProtocol        bool
+	ProxyProtocolTrusted []netip.Prefix
 
 	LogLevel  zerolog.Level
 	LogFormat string // "json" or "console"
@@ -116,6 +122,16 @@ func flagSpecs(c *config) []flagSpec {
 			usage: "switch off the \"Upgrade: h2c\" path (served on HTTP/1.1 instead)"},
 		{name: "no-prior-knowledge", value: &boolValue{p: &c.NoPriorKnowledge},
 			usage: "switch off HTTP/2 with prior knowledge (answered 505)"},
+		{name: "proxy-protocol", value: &boolValue{p: &c.ProxyProtocol},
+			usage: "require a PROXY protocol v1 or v2 header (HAProxy send-proxy, a\n" +
+				"cloud NLB) from the --proxy-protocol-trusted peers and take the\n" +
+				"client's address from it; a header from any other peer closes the\n" +
+				"connection, and other peers without one are served as usual.\n" +
+				"The header must arrive within --read-header-timeout"},
+		{name: "proxy-protocol-trusted", arg: "CIDRS", value: &prefixesValue{p: &c.ProxyProtocolTrusted},
+			usage: "the load balancers' addresses or ranges, comma-separated (e.g.\n" +
+				"10.0.0.0/16,192.0.2.10); required with --proxy-protocol: there is\n" +
+				"no default, not even loopback"},
 		{name: "log-level", arg: "LEVEL", value: &levelValue{p: &c.LogLevel},
 			usage: "debug, info, warn or error"},
 		{name: "log-format", arg: "FORMAT", value: &choiceValue{p: &c.LogFormat, choices: []string{"json", "console"}},
@@ -166,7 +182,23 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, e
 	if fs.NArg() > 0 {
 		return c, &usageError{fmt.Sprintf("unexpected argument %q (flags start with --; see --help)", fs.Arg(0))}
 	}
-	return c, nil
+	if c.Help || c.Version {
+		return c, nil
+	}
+	return c, checkFlags(c)
+}
+
+// checkFlags rejects combinations that no single flag can see.
+func checkFlags(c config) error {
+	switch {
+	case c.ProxyProtocol && len(c.ProxyProtocolTrusted) == 0:
+		// Trusting a default range would let whoever sits in it choose
+		// the client address of every request it sends.
+		return &usageError{"--proxy-protocol needs --proxy-protocol-trusted: the addresses of the load balancers that send the header (there is no default)"}
+	case !c.ProxyProtocol && len(c.ProxyProtocolTrusted) > 0:
+		return &usageError{"--proxy-protocol-trusted is set but --proxy-protocol is off"}
+	}
+	return nil
 }
 
 // flagError rewrites the flag package's messages ("invalid value "x" for flag
@@ -190,7 +222,7 @@ func flagError(err error) string {
 // setFromEnv applies an environment twin. A list flag takes a comma-separated
 // list; a later command-line flag replaces it rather than adding to it.
 func setFromEnv(v flag.Value, s string) error {
-	if l, ok := v.(*upstreamsValue); ok {
+	if l, ok := v.(interface{ setList(string) error }); ok {
 		return l.setList(s)
 	}
 	return v.Set(s)
@@ -228,7 +260,7 @@ line wins):
 func defaultText(v flag.Value) string {
 	s := v.String()
 	switch v.(type) {
-	case *upstreamsValue:
+	case *upstreamsValue, *prefixesValue:
 		if s == "" {
 			return "none"
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"strings"
@@ -72,6 +73,11 @@ func TestParseFlags(t *testing.T) {
 		{"max-concurrent-streams", []string{"--max-concurrent-streams", "100"}, nil, func(c config) bool { return c.MaxConcurrentStreams == 100 }},
 		{"no-upgrade", []string{"--no-upgrade"}, nil, func(c config) bool { return c.NoUpgrade }},
 		{"no-prior-knowledge", []string{"--no-prior-knowledge"}, nil, func(c config) bool { return c.NoPriorKnowledge }},
+		{"proxy-protocol", []string{"--proxy-protocol", "--proxy-protocol-trusted", "10.0.0.0/8,192.0.2.7", "--proxy-protocol-trusted", "::1"}, nil,
+			func(c config) bool {
+				return c.ProxyProtocol && reflect.DeepEqual(c.ProxyProtocolTrusted, []netip.Prefix{
+					netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("::1/128")})
+			}},
 		{"log-level", []string{"--log-level", "debug"}, nil, func(c config) bool { return c.LogLevel == zerolog.DebugLevel }},
 		{"log-format", []string{"--log-format", "console"}, nil, func(c config) bool { return c.LogFormat == "console" }},
 		{"access-log off", []string{"--access-log=false"}, nil, func(c config) bool { return !c.AccessLog }},
@@ -91,6 +97,14 @@ func TestParseFlags(t *testing.T) {
 		{"upstream flag replaces env list", []string{"--upstream", "http://c:3", "--upstream", "http://d:4"},
 			map[string]string{"H2CGW_UPSTREAM": "http://a:1,http://b:2"},
 			func(c config) bool { return reflect.DeepEqual(c.Upstreams, []string{"http://c:3", "http://d:4"}) }},
+		{"env proxy-protocol", nil, map[string]string{"H2CGW_PROXY_PROTOCOL": "true", "H2CGW_PROXY_PROTOCOL_TRUSTED": "10.0.0.0/16, 10.1.0.0/16"},
+			func(c config) bool { return c.ProxyProtocol && len(c.ProxyProtocolTrusted) == 2 }},
+		{"proxy-protocol-trusted flag replaces env list", []string{"--proxy-protocol-trusted", "192.0.2.1"},
+			map[string]string{"H2CGW_PROXY_PROTOCOL": "1", "H2CGW_PROXY_PROTOCOL_TRUSTED": "10.0.0.0/16"},
+			func(c config) bool {
+				return reflect.DeepEqual(c.ProxyProtocolTrusted, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")})
+			}},
+		{"help with an incomplete combination", []string{"--help", "--proxy-protocol"}, nil, func(c config) bool { return c.Help }},
 		{"no env twin for help", nil, map[string]string{"H2CGW_HELP": "true", "H2CGW_VERSION": "true"},
 			func(c config) bool { return !c.Help && !c.Version }},
 	}
@@ -133,6 +147,12 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"no-upgrade", []string{"--no-upgrade=maybe"}, nil, []string{"--no-upgrade", "true or false"}},
 		{"log-level", []string{"--log-level", "trace"}, nil, []string{"--log-level", "debug, info, warn or error"}},
 		{"log-format", []string{"--log-format", "xml"}, nil, []string{"--log-format", "json or console"}},
+		{"proxy-protocol without trusted", []string{"--proxy-protocol"}, nil, []string{"--proxy-protocol needs --proxy-protocol-trusted", "no default"}},
+		{"proxy-protocol with empty env trusted", []string{"--proxy-protocol"}, map[string]string{"H2CGW_PROXY_PROTOCOL_TRUSTED": ""}, []string{"--proxy-protocol needs --proxy-protocol-trusted"}},
+		{"trusted without proxy-protocol", []string{"--proxy-protocol-trusted", "10.0.0.0/8"}, nil, []string{"--proxy-protocol-trusted", "--proxy-protocol is off"}},
+		{"trusted bad range", []string{"--proxy-protocol", "--proxy-protocol-trusted", "10.0.0.0/40"}, nil, []string{"--proxy-protocol-trusted", "not an address range"}},
+		{"trusted empty", []string{"--proxy-protocol", "--proxy-protocol-trusted", ""}, nil, []string{"--proxy-protocol-trusted", "CIDRs or addresses"}},
+		{"env trusted bad", nil, map[string]string{"H2CGW_PROXY_PROTOCOL_TRUSTED": "lb.internal"}, []string{"--proxy-protocol-trusted", "H2CGW_PROXY_PROTOCOL_TRUSTED", "not an address"}},
 		{"unknown flag", []string{"--nope"}, nil, []string{"--nope", "not defined"}},
 		{"positional argument", []string{"serve"}, nil, []string{`"serve"`}},
 		{"env twin", nil, map[string]string{"H2CGW_MAX_UPGRADE_BODY": "lots"}, []string{"--max-upgrade-body", "H2CGW_MAX_UPGRADE_BODY", "byte count"}},
@@ -198,13 +218,14 @@ func TestRunHelp(t *testing.T) {
 		for _, def := range []string{
 			`default ":8080"`, `default "127.0.0.1:9901"`, "default 1MiB", "default 30s", "default 10s",
 			"default 2m0s", "default 64KiB", "default 250", "default info", "default json", "default true",
+			"default none, env H2CGW_PROXY_PROTOCOL_TRUSTED",
 		} {
 			if !strings.Contains(help, def) {
 				t.Errorf("%s does not show %q", arg, def)
 			}
 		}
-		if n := strings.Count(help, "\n        default "); n != 16 {
-			t.Errorf("%s shows %d defaults; want one per flag with a value (16)", arg, n)
+		if n := strings.Count(help, "\n        default "); n != 18 {
+			t.Errorf("%s shows %d defaults; want one per flag with a value (18)", arg, n)
 		}
 		for i, l := range strings.Split(help, "\n") {
 			if len(l) > 80 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -102,6 +103,80 @@ func checkUpstream(s string) error {
 		return fmt.Errorf("%s (no host)", upstreamForm)
 	}
 	return nil
+}
+
+// prefixesValue is a list of IP ranges (CIDR) or single addresses,
+// comma-separated; the flag may be repeated. As with --upstream, the first
+// one on the command line replaces the environment's list.
+type prefixesValue struct {
+	p       *[]netip.Prefix
+	fromEnv bool
+}
+
+func (v *prefixesValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	s := make([]string, len(*v.p))
+	for i, p := range *v.p {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (v *prefixesValue) Set(s string) error {
+	list, err := parsePrefixes(s)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return errors.New("want CIDRs or addresses, comma-separated (e.g. 10.0.0.0/16,192.0.2.10)")
+	}
+	if v.fromEnv {
+		*v.p, v.fromEnv = nil, false
+	}
+	*v.p = append(*v.p, list...)
+	return nil
+}
+
+// setList takes the environment's value; empty is no list.
+func (v *prefixesValue) setList(s string) error {
+	list, err := parsePrefixes(s)
+	if err != nil {
+		return err
+	}
+	*v.p, v.fromEnv = list, true
+	return nil
+}
+
+// parsePrefixes parses "10.0.0.0/8, 192.0.2.7,2001:db8::/32". A single
+// address is a range of one; an IPv4-mapped IPv6 address is its IPv4 form,
+// as peers are matched.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var list []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		var p netip.Prefix
+		if strings.Contains(f, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(f); err != nil {
+				return nil, fmt.Errorf("%q is not an address range: want CIDRs or addresses, comma-separated (e.g. 10.0.0.0/16,192.0.2.10)", f)
+			}
+			p = p.Masked()
+		} else {
+			a, err := netip.ParseAddr(f)
+			if err != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q is not an address: want CIDRs or addresses, comma-separated (e.g. 10.0.0.0/16,192.0.2.10)", f)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		list = append(list, p)
+	}
+	return list, nil
 }
 
 // bytesValue is a byte count: a plain integer, or one with an IEC unit

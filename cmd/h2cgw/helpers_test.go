@@ -233,6 +233,13 @@ func upgradeRequest(t *testing.T, addr, head string) h2Response {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return upgradeRequestOn(t, c, head)
+}
+
+// upgradeRequestOn is upgradeRequest on a connection the caller dialled
+// (and may have written to already); it closes c.
+func upgradeRequestOn(t *testing.T, c net.Conn, head string) h2Response {
+	t.Helper()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(waitTimeout))
 	if _, err := io.WriteString(c, head); err != nil {

@@ -25,6 +25,7 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	inFlight       prometheus.Gauge
+	proxyProtocol  *prometheus.CounterVec
 
 	// byPath resolves the per-request series of the known entry paths once,
 	// so a request does not hash its labels. Read-only after newMetrics.
@@ -100,6 +101,10 @@ func newMetrics(version string) *metrics {
 			Name: "h2cgw_requests_in_flight",
 			Help: "Requests being served now.",
 		}),
+		proxyProtocol: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_proxy_protocol_total",
+			Help: "Connections by what they started with under --proxy-protocol: ok (a trusted peer's header), direct (an untrusted peer without one, served), or refused and closed: missing, rejected (an untrusted peer's header), malformed, timeout, empty (ended before its first byte).",
+		}, []string{"outcome"}),
 		byPath: make(map[gateway.EntryPath]*pathMetrics),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -110,7 +115,7 @@ func newMetrics(version string) *metrics {
 	buildInfo.Set(1)
 	m.reg.MustRegister(
 		m.connsTotal, m.connsOpen, m.upgrades, m.protocolErrors, m.http2Errors,
-		m.requests, m.duration, m.upstreamErrors, m.inFlight, buildInfo,
+		m.requests, m.duration, m.upstreamErrors, m.inFlight, m.proxyProtocol, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -127,6 +132,9 @@ func newMetrics(version string) *metrics {
 	m.upgrades.WithLabelValues(outcomeRejected, string(gateway.ReasonUpgradeOnHTTP2))
 	for _, r := range protocolErrorReasons {
 		m.protocolErrors.WithLabelValues(string(r))
+	}
+	for _, o := range proxyOutcomes {
+		m.proxyProtocol.WithLabelValues(o)
 	}
 	return m
 }
@@ -159,6 +167,12 @@ func (m *metrics) onEvent(e gateway.Event) {
 	case gateway.EventHTTP2Error:
 		m.http2Errors.WithLabelValues(string(e.Reason)).Inc()
 	}
+}
+
+// proxyOutcome counts one connection's PROXY protocol outcome
+// (proxyListener.count).
+func (m *metrics) proxyOutcome(outcome string) {
+	m.proxyProtocol.WithLabelValues(outcome).Inc()
 }
 
 // upstreamError counts a failure the proxy reports

@@ -101,6 +101,17 @@ func serve(ctx context.Context, c config, log zerolog.Logger) error {
 		log.Error().Err(err).Str("listen", c.Listen).Msg("cannot listen")
 		return err
 	}
+	if c.ProxyProtocol {
+		// Wrapped before the gateway sees it: net/http's prior-knowledge
+		// peek and the upgrade's hijack then read after the header.
+		ln = &proxyListener{
+			Listener: ln,
+			trusted:  c.ProxyProtocolTrusted,
+			timeout:  c.ReadHeaderTimeout,
+			log:      log,
+			count:    m.proxyOutcome,
+		}
+	}
 	var (
 		adminLn   net.Listener
 		adminAddr string
@@ -185,6 +196,14 @@ func logStartup(log zerolog.Logger, c config, g *gateway.Gateway, listen, admin,
 		Str("mode", mode)
 	if mode == "gateway" {
 		ev = ev.Strs("upstreams", upstreams).Stringer("upstream_timeout", c.UpstreamTimeout)
+	}
+	ev = ev.Bool("proxy_protocol", c.ProxyProtocol)
+	if c.ProxyProtocol {
+		trusted := make([]string, len(c.ProxyProtocolTrusted))
+		for i, p := range c.ProxyProtocolTrusted {
+			trusted[i] = p.String()
+		}
+		ev = ev.Strs("proxy_protocol_trusted", trusted)
 	}
 	ev.Bool("upgrade", !c.NoUpgrade).
 		Bool("prior_knowledge", !c.NoPriorKnowledge).
