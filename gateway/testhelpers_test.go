@@ -153,6 +153,12 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("Serve returned %v; want http.ErrServerClosed", err)
 		}
+		// Close does not wait for the goroutines serving upgraded
+		// connections; they log to t, which must outlive them.
+		waitFor(t, "upgraded connections to end", func() bool {
+			open, _ := g.conns.counts()
+			return open == 0
+		})
 	})
 	return &testGateway{g: g, addr: l.Addr().String(), rec: rec, events: events}
 }

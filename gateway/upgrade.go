@@ -182,15 +182,16 @@ func (g *Gateway) readUpgradeBody(w http.ResponseWriter, r *http.Request) ([]byt
 	limit := g.cfg.maxUpgradeBody()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.upgradeBodyTimeout()))
-	var (
-		buf []byte
-		err error
-	)
-	if r.ContentLength > 0 {
-		buf = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, buf)
-	} else {
-		buf, err = readAtMost(r.Body, limit+1)
+	// Read a declared length as it arrives too, rather than allocating it
+	// up front: a client that declares the limit and sends nothing must not
+	// hold the limit's memory.
+	n := r.ContentLength
+	if n < 0 {
+		n = limit + 1
+	}
+	buf, err := readAtMost(r.Body, n)
+	if err == nil && r.ContentLength > 0 && int64(len(buf)) < r.ContentLength {
+		err = io.ErrUnexpectedEOF // as io.ReadFull would say
 	}
 	var restore time.Time
 	if g.hs.ReadTimeout > 0 {
