@@ -35,6 +35,7 @@ type config struct {
 	UpstreamTimeout      time.Duration
 	MaxHeaderBytes       int64
 	MaxConcurrentStreams uint32
+	MaxConnections       int
 
 	NoUpgrade        bool
 	NoPriorKnowledge bool
@@ -118,6 +119,9 @@ func flagSpecs(c *config) []flagSpec {
 				"SETTINGS_MAX_HEADER_LIST_SIZE (this plus 320)"},
 		{name: "max-concurrent-streams", arg: "N", value: &uint32Value{p: &c.MaxConcurrentStreams},
 			usage: "advertised SETTINGS_MAX_CONCURRENT_STREAMS of HTTP/2 connections"},
+		{name: "max-connections", arg: "N", value: &countValue{p: &c.MaxConnections},
+			usage: "cap on open client connections, upgraded ones included; past it\n" +
+				"new connections wait in the listen backlog; 0 means no cap"},
 		{name: "no-upgrade", value: &boolValue{p: &c.NoUpgrade},
 			usage: "switch off the \"Upgrade: h2c\" path (served on HTTP/1.1 instead)"},
 		{name: "no-prior-knowledge", value: &boolValue{p: &c.NoPriorKnowledge},

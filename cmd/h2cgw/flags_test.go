@@ -71,6 +71,8 @@ func TestParseFlags(t *testing.T) {
 		{"upstream-timeout", []string{"--upstream-timeout", "200ms"}, nil, func(c config) bool { return c.UpstreamTimeout == 200*time.Millisecond }},
 		{"max-header-bytes", []string{"--max-header-bytes", "1MiB"}, nil, func(c config) bool { return c.MaxHeaderBytes == 1<<20 }},
 		{"max-concurrent-streams", []string{"--max-concurrent-streams", "100"}, nil, func(c config) bool { return c.MaxConcurrentStreams == 100 }},
+		{"max-connections", []string{"--max-connections", "5000"}, nil, func(c config) bool { return c.MaxConnections == 5000 }},
+		{"max-connections env", nil, map[string]string{"H2CGW_MAX_CONNECTIONS": "10"}, func(c config) bool { return c.MaxConnections == 10 }},
 		{"no-upgrade", []string{"--no-upgrade"}, nil, func(c config) bool { return c.NoUpgrade }},
 		{"no-prior-knowledge", []string{"--no-prior-knowledge"}, nil, func(c config) bool { return c.NoPriorKnowledge }},
 		{"proxy-protocol", []string{"--proxy-protocol", "--proxy-protocol-trusted", "10.0.0.0/8,192.0.2.7", "--proxy-protocol-trusted", "::1"}, nil,
@@ -144,6 +146,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"preface-timeout zero", []string{"--preface-timeout", "0s"}, nil, []string{"--preface-timeout", "positive duration"}},
 		{"upstream-timeout", []string{"--upstream-timeout", "x"}, nil, []string{"--upstream-timeout", "positive duration"}},
 		{"max-concurrent-streams", []string{"--max-concurrent-streams", "0"}, nil, []string{"--max-concurrent-streams", "1 to 4294967295"}},
+		{"max-connections", []string{"--max-connections", "-1"}, nil, []string{"--max-connections", "0 (no cap)"}},
 		{"no-upgrade", []string{"--no-upgrade=maybe"}, nil, []string{"--no-upgrade", "true or false"}},
 		{"log-level", []string{"--log-level", "trace"}, nil, []string{"--log-level", "debug, info, warn or error"}},
 		{"log-format", []string{"--log-format", "xml"}, nil, []string{"--log-format", "json or console"}},
@@ -217,15 +220,15 @@ func TestRunHelp(t *testing.T) {
 		}
 		for _, def := range []string{
 			`default ":8080"`, `default "127.0.0.1:9901"`, "default 1MiB", "default 30s", "default 10s",
-			"default 2m0s", "default 64KiB", "default 250", "default info", "default json", "default true",
+			"default 2m0s", "default 64KiB", "default 250", "default 0, env H2CGW_MAX_CONNECTIONS", "default info", "default json", "default true",
 			"default none, env H2CGW_PROXY_PROTOCOL_TRUSTED",
 		} {
 			if !strings.Contains(help, def) {
 				t.Errorf("%s does not show %q", arg, def)
 			}
 		}
-		if n := strings.Count(help, "\n        default "); n != 18 {
-			t.Errorf("%s shows %d defaults; want one per flag with a value (18)", arg, n)
+		if n := strings.Count(help, "\n        default "); n != 19 {
+			t.Errorf("%s shows %d defaults; want one per flag with a value (19)", arg, n)
 		}
 		for i, l := range strings.Split(help, "\n") {
 			if len(l) > 80 {

@@ -272,6 +272,25 @@ func (v *uint32Value) Set(s string) error {
 	return nil
 }
 
+// countValue is a count where 0 means "no limit".
+type countValue struct{ p *int }
+
+func (v *countValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v *countValue) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 31)
+	if err != nil {
+		return errors.New("want an integer from 0 (no cap) to 2147483647")
+	}
+	*v.p = int(n)
+	return nil
+}
+
 // boolValue is a boolean flag: --name alone means true.
 type boolValue struct{ p *bool }
 

@@ -94,6 +94,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger) error {
 		IdleTimeout:           c.IdleTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
 		MaxConcurrentStreams:  c.MaxConcurrentStreams,
+		MaxConnections:        c.MaxConnections,
 	})
 
 	ln, err := net.Listen("tcp", c.Listen)
@@ -210,6 +211,7 @@ func logStartup(log zerolog.Logger, c config, g *gateway.Gateway, listen, admin,
 		Int64("max_upgrade_body", c.MaxUpgradeBody).
 		Int64("max_header_bytes", c.MaxHeaderBytes).
 		Uint32("max_concurrent_streams", c.MaxConcurrentStreams).
+		Int("max_connections", c.MaxConnections).
 		Stringer("read_header_timeout", c.ReadHeaderTimeout).
 		Stringer("idle_timeout", c.IdleTimeout).
 		Stringer("preface_timeout", c.PrefaceTimeout).
