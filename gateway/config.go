@@ -98,68 +98,39 @@ const (
 	defaultWindow             = 1 << 20
 )
 
-func orDuration(v, def time.Duration) time.Duration {
-	if v == 0 {
+// orDefault returns v, or def when v is the zero value.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
 		return def
 	}
 	return v
 }
 
 // maxUpgradeBody returns the body limit; negative means no body at all.
-func (c *Config) maxUpgradeBody() int64 {
-	if c.MaxUpgradeBody == 0 {
-		return defaultMaxUpgradeBody
-	}
-	return c.MaxUpgradeBody
-}
+func (c *Config) maxUpgradeBody() int64 { return orDefault(c.MaxUpgradeBody, defaultMaxUpgradeBody) }
 
 func (c *Config) upgradeBodyTimeout() time.Duration {
-	return orDuration(c.UpgradeBodyTimeout, defaultUpgradeBodyTimeout)
+	return orDefault(c.UpgradeBodyTimeout, defaultUpgradeBodyTimeout)
 }
 
 func (c *Config) prefaceTimeout() time.Duration {
-	return orDuration(c.PrefaceTimeout, defaultPrefaceTimeout)
+	return orDefault(c.PrefaceTimeout, defaultPrefaceTimeout)
 }
 
 func (c *Config) readHeaderTimeout() time.Duration {
-	return orDuration(c.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	return orDefault(c.ReadHeaderTimeout, defaultReadHeaderTimeout)
 }
 
-func (c *Config) idleTimeout() time.Duration {
-	return orDuration(c.IdleTimeout, defaultIdleTimeout)
-}
-
-func (c *Config) maxHeaderBytes() int {
-	if c.MaxHeaderBytes == 0 {
-		return defaultMaxHeaderBytes
-	}
-	return c.MaxHeaderBytes
-}
-
+func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, defaultIdleTimeout) }
+func (c *Config) maxHeaderBytes() int        { return orDefault(c.MaxHeaderBytes, defaultMaxHeaderBytes) }
 func (c *Config) maxConcurrentStreams() uint32 {
-	if c.MaxConcurrentStreams == 0 {
-		return defaultMaxStreams
-	}
-	return c.MaxConcurrentStreams
+	return orDefault(c.MaxConcurrentStreams, defaultMaxStreams)
 }
-
 func (c *Config) maxReadFrameSize() uint32 {
-	if c.MaxReadFrameSize == 0 {
-		return defaultMaxReadFrameSize
-	}
-	return c.MaxReadFrameSize
+	return orDefault(c.MaxReadFrameSize, defaultMaxReadFrameSize)
 }
+func (c *Config) streamWindow() int32 { return orDefault(c.StreamWindow, defaultWindow) }
+func (c *Config) connWindow() int32   { return orDefault(c.ConnWindow, defaultWindow) }
 
-func (c *Config) streamWindow() int32 {
-	if c.StreamWindow == 0 {
-		return defaultWindow
-	}
-	return c.StreamWindow
-}
-
-func (c *Config) connWindow() int32 {
-	if c.ConnWindow == 0 {
-		return defaultWindow
-	}
-	return c.ConnWindow
-}
+func orDuration(v, def time.Duration) time.Duration { return orDefault(v, def) }

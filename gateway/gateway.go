@@ -42,8 +42,10 @@ func New(h http.Handler, cfg Config) *Gateway {
 		// deadline — must not hold a connection forever.
 		ReadHeaderTimeout: cfg.readHeaderTimeout(),
 		// No ReadTimeout or WriteTimeout: they would cut long uploads,
-		// server-sent events and gRPC streams; bodies are bounded by the
-		// idle timeout and HTTP/2 flow control instead.
+		// server-sent events and gRPC streams. A request body that stalls
+		// is therefore held until the client goes (SECURITY.md); HTTP/2
+		// flow control bounds what it can buffer, and MaxConnections and
+		// MaxConcurrentStreams how many such requests there can be.
 		IdleTimeout:    cfg.idleTimeout(),
 		MaxHeaderBytes: cfg.maxHeaderBytes(),
 	}
@@ -131,9 +133,6 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	hs.Handler = http.HandlerFunc(g.serveHTTP)
 	return g, nil
 }
-
-// Handler returns the handler the gateway wraps.
-func (g *Gateway) Handler() http.Handler { return g.next }
 
 // HTTPServer returns the http.Server the gateway serves with. Its fields must
 // not be changed once serving has begun.

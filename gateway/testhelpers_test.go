@@ -209,16 +209,20 @@ func newH2Client(t *testing.T, c net.Conn, br *bufio.Reader) *h2client {
 	return h
 }
 
+// want101 is the whole 101 SPEC §3 promises, written out here rather than
+// taken from the gateway's own constant, so that a wrong constant fails.
+const want101 = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
 // expect101 reads the response to an upgrade and checks it is exactly the
 // 101 the gateway promises.
 func expect101(t *testing.T, br *bufio.Reader) {
 	t.Helper()
-	buf := make([]byte, len(response101))
+	buf := make([]byte, len(want101))
 	if _, err := io.ReadFull(br, buf); err != nil {
 		t.Fatalf("reading 101: %v", err)
 	}
-	if string(buf) != response101 {
-		t.Fatalf("got response %q; want %q", buf, response101)
+	if string(buf) != want101 {
+		t.Fatalf("got response %q; want %q", buf, want101)
 	}
 }
 
