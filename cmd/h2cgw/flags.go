@@ -32,6 +32,7 @@ type config struct {
 	ReadHeaderTimeout    time.Duration
 	IdleTimeout          time.Duration
 	PrefaceTimeout       time.Duration
+	UpgradeBodyTimeout   time.Duration
 	UpstreamTimeout      time.Duration
 	MaxHeaderBytes       int64
 	MaxConcurrentStreams uint32
@@ -62,6 +63,7 @@ func defaultConfig() config {
 		ReadHeaderTimeout:    10 * time.Second,
 		IdleTimeout:          120 * time.Second,
 		PrefaceTimeout:       10 * time.Second,
+		UpgradeBodyTimeout:   10 * time.Second,
 		UpstreamTimeout:      30 * time.Second,
 		MaxHeaderBytes:       64 << 10,
 		MaxConcurrentStreams: 250,
@@ -112,6 +114,9 @@ func flagSpecs(c *config) []flagSpec {
 			usage: "close a connection with no request in flight for this long"},
 		{name: "preface-timeout", arg: "DURATION", value: &durationValue{p: &c.PrefaceTimeout},
 			usage: "time for the client preface to arrive after a 101"},
+		{name: "upgrade-body-timeout", arg: "DURATION", value: &durationValue{p: &c.UpgradeBodyTimeout},
+			usage: "time to read the body of an upgrade request before its 101\n" +
+				"(then 408 and the connection closes)"},
 		{name: "upstream-timeout", arg: "DURATION", value: &durationValue{p: &c.UpstreamTimeout},
 			usage: "time for an upstream to send its response headers (then 504)"},
 		{name: "max-header-bytes", arg: "BYTES", value: &bytesValue{p: &c.MaxHeaderBytes, min: 1, max: 1 << 30},

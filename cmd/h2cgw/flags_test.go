@@ -35,6 +35,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		ReadHeaderTimeout:    10 * time.Second,
 		IdleTimeout:          120 * time.Second,
 		PrefaceTimeout:       10 * time.Second,
+		UpgradeBodyTimeout:   10 * time.Second,
 		UpstreamTimeout:      30 * time.Second,
 		MaxHeaderBytes:       64 << 10,
 		MaxConcurrentStreams: 250,
@@ -71,6 +72,7 @@ func TestParseFlags(t *testing.T) {
 		{"upstream-timeout", []string{"--upstream-timeout", "200ms"}, nil, func(c config) bool { return c.UpstreamTimeout == 200*time.Millisecond }},
 		{"max-header-bytes", []string{"--max-header-bytes", "1MiB"}, nil, func(c config) bool { return c.MaxHeaderBytes == 1<<20 }},
 		{"max-concurrent-streams", []string{"--max-concurrent-streams", "100"}, nil, func(c config) bool { return c.MaxConcurrentStreams == 100 }},
+		{"upgrade-body-timeout", []string{"--upgrade-body-timeout", "3s"}, nil, func(c config) bool { return c.UpgradeBodyTimeout == 3*time.Second }},
 		{"max-connections", []string{"--max-connections", "5000"}, nil, func(c config) bool { return c.MaxConnections == 5000 }},
 		{"max-connections env", nil, map[string]string{"H2CGW_MAX_CONNECTIONS": "10"}, func(c config) bool { return c.MaxConnections == 10 }},
 		{"no-upgrade", []string{"--no-upgrade"}, nil, func(c config) bool { return c.NoUpgrade }},
@@ -227,8 +229,8 @@ func TestRunHelp(t *testing.T) {
 				t.Errorf("%s does not show %q", arg, def)
 			}
 		}
-		if n := strings.Count(help, "\n        default "); n != 19 {
-			t.Errorf("%s shows %d defaults; want one per flag with a value (19)", arg, n)
+		if n := strings.Count(help, "\n        default "); n != 20 {
+			t.Errorf("%s shows %d defaults; want one per flag with a value (20)", arg, n)
 		}
 		for i, l := range strings.Split(help, "\n") {
 			if len(l) > 80 {

@@ -13,15 +13,50 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 // version is stamped at build time:
 //
 //	go build -ldflags "-X main.version=v1.2.3" ./cmd/h2cgw
+//
+// Unstamped, main takes what the Go toolchain recorded (resolveVersion).
 var version = "dev"
 
+// resolveVersion returns v, or — for an unstamped build — the module version
+// (go install ...@v1.2.3) or the VCS revision the toolchain recorded, so that
+// --version, the startup line and h2cgw_build_info say what runs.
+func resolveVersion(v string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if v != "dev" || !ok {
+		return v
+	}
+	if mv := bi.Main.Version; mv != "" && mv != "(devel)" {
+		return mv
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return v
+	}
+	return "dev-" + rev + dirty
+}
+
 func main() {
+	version = resolveVersion(version)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, a second one kills the process at once

@@ -90,6 +90,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger) error {
 		DisablePriorKnowledge: c.NoPriorKnowledge,
 		MaxUpgradeBody:        maxUpgradeBody,
 		PrefaceTimeout:        c.PrefaceTimeout,
+		UpgradeBodyTimeout:    c.UpgradeBodyTimeout,
 		ReadHeaderTimeout:     c.ReadHeaderTimeout,
 		IdleTimeout:           c.IdleTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
@@ -215,6 +216,7 @@ func logStartup(log zerolog.Logger, c config, g *gateway.Gateway, listen, admin,
 		Stringer("read_header_timeout", c.ReadHeaderTimeout).
 		Stringer("idle_timeout", c.IdleTimeout).
 		Stringer("preface_timeout", c.PrefaceTimeout).
+		Stringer("upgrade_body_timeout", c.UpgradeBodyTimeout).
 		Stringer("shutdown_timeout", c.ShutdownTimeout).
 		Bool("access_log", c.AccessLog).
 		Dict("http2_settings", adv).
