@@ -1,5 +1,7 @@
 package gateway
 
+import "net/http"
+
 // Reason is the machine-readable reason an upgrade was declined or a request
 // rejected. The spellings are those of SPEC §2 and §4 and appear in logs and
 // metrics as they are.
@@ -108,6 +110,14 @@ type Event struct {
 	Path   EntryPath // the connection's entry path, when known
 	Reason Reason    // why, for declines, rejections and errors
 	Err    error     // detail, when there is one
+
+	// Status is the status of a response the gateway wrote itself instead
+	// of the wrapped handler (a rejection, a misplaced preface, an
+	// unreadable upgrade body), and Request the request it answered;
+	// zero and nil otherwise. A caller that logs or counts requests in the
+	// wrapped handler counts these from here.
+	Status  int
+	Request *http.Request
 }
 
 func (g *Gateway) emit(e Event) {

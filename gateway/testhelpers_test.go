@@ -114,6 +114,19 @@ func (l *eventLog) has(kind EventKind, reason Reason) bool {
 	return false
 }
 
+// answered reports an event for a response the gateway wrote itself with
+// the given reason and status, carrying its request.
+func (l *eventLog) answered(reason Reason, status int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.events {
+		if e.Reason == reason && e.Status == status && e.Request != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // waitFor polls cond until it holds or a bound passes: events are reported
 // from server goroutines, after the client may already have its answer.
 func waitFor(t *testing.T, what string, cond func() bool) {

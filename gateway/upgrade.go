@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/h2cgw/h2cgw/settings"
@@ -86,12 +88,31 @@ func isH1PRI(w http.ResponseWriter, r *http.Request) bool {
 func (g *Gateway) servePRI(w http.ResponseWriter, r *http.Request, first bool) {
 	w.Header().Set("Connection", "close")
 	if first && g.cfg.DisablePriorKnowledge {
-		g.protocolError(r, PathH1, ReasonPriorKnowledgeDisabled, nil)
-		http.Error(w, "HTTP/2 with prior knowledge is not served here", http.StatusHTTPVersionNotSupported)
+		g.answer(w, r, Event{Kind: EventProtocolError, Path: PathH1, Reason: ReasonPriorKnowledgeDisabled},
+			http.StatusHTTPVersionNotSupported, "HTTP/2 with prior knowledge is not served here")
 		return
 	}
-	g.protocolError(r, PathH1, ReasonLatePreface, nil)
-	http.Error(w, "the HTTP/2 preface is only valid as the first bytes of a connection", http.StatusBadRequest)
+	g.answer(w, r, Event{Kind: EventProtocolError, Path: PathH1, Reason: ReasonLatePreface},
+		http.StatusBadRequest, "the HTTP/2 preface is only valid as the first bytes of a connection")
+}
+
+// answer writes a response the gateway gives itself, never the wrapped
+// handler's, and reports it with its status and request, so that whatever
+// logs and counts requests sees these too (SPEC §7: one access line per
+// request).
+func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, e Event, status int, msg string) {
+	ev := g.log.Debug()
+	if e.Kind == EventUpgradeRejected {
+		ev = g.log.Warn()
+	}
+	ev = ev.Str("reason", string(e.Reason)).Str("via", string(e.Path)).Str("remote", r.RemoteAddr).Int("status", status)
+	if e.Err != nil {
+		ev = ev.Err(e.Err)
+	}
+	ev.Msg(e.Kind.String())
+	e.Status, e.Request = status, r
+	g.emit(e)
+	http.Error(w, msg, status)
 }
 
 // serveHTTP2 serves one HTTP/2 request on any entry path, after rejecting
@@ -101,10 +122,9 @@ func (g *Gateway) servePRI(w http.ResponseWriter, r *http.Request, first bool) {
 // reaches here.
 func (g *Gateway) serveHTTP2(w http.ResponseWriter, r *http.Request, path EntryPath) {
 	if k := hasUpgradeSignal(r.Header); k != "" {
-		g.log.Warn().Str("reason", string(ReasonUpgradeOnHTTP2)).Str("field", k).
-			Str("via", string(path)).Str("remote", r.RemoteAddr).Msg("upgrade on http2 rejected")
-		g.emit(Event{Kind: EventUpgradeRejected, Path: path, Reason: ReasonUpgradeOnHTTP2})
-		http.Error(w, "upgrade fields are not allowed in HTTP/2 (RFC 9113 §8.2.2)", http.StatusBadRequest)
+		g.answer(w, r, Event{Kind: EventUpgradeRejected, Path: path, Reason: ReasonUpgradeOnHTTP2,
+			Err: fmt.Errorf("field %s on an HTTP/2 request", k)},
+			http.StatusBadRequest, "upgrade fields are not allowed in HTTP/2 (RFC 9113 §8.2.2)")
 		return
 	}
 	g.next.ServeHTTP(w, r)
@@ -160,7 +180,13 @@ func (g *Gateway) decline(w http.ResponseWriter, r *http.Request, reason Reason,
 }
 
 func (g *Gateway) protocolError(r *http.Request, path EntryPath, reason Reason, err error) {
-	ev := g.log.Debug().Str("reason", string(reason)).Str("via", string(path)).Str("remote", r.RemoteAddr)
+	g.protocolErrorFrom(r.RemoteAddr, path, reason, err)
+}
+
+// protocolErrorFrom is protocolError for a connection whose request is no
+// longer kept: only its remote address is.
+func (g *Gateway) protocolErrorFrom(remote string, path EntryPath, reason Reason, err error) {
+	ev := g.log.Debug().Str("reason", string(reason)).Str("via", string(path)).Str("remote", remote)
 	if err != nil {
 		ev = ev.Err(err)
 	}
@@ -243,17 +269,17 @@ func (b *replayBody) Close() error { return b.body.Close() }
 // bodyError answers a request whose upgrade body could not be read and
 // closes its connection: the request cannot be served without its body.
 func (g *Gateway) bodyError(w http.ResponseWriter, r *http.Request, err error) {
-	g.protocolError(r, PathH1, ReasonUpgradeBody, err)
 	// The rest of the body will not be read: keep net/http from waiting
 	// for it before it closes the connection.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	w.Header().Set("Connection", "close")
+	e := Event{Kind: EventProtocolError, Path: PathH1, Reason: ReasonUpgradeBody, Err: err}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		http.Error(w, "request body not received in time", http.StatusRequestTimeout)
+		g.answer(w, r, e, http.StatusRequestTimeout, "request body not received in time")
 		return
 	}
-	http.Error(w, "request body could not be read", http.StatusBadRequest)
+	g.answer(w, r, e, http.StatusBadRequest, "request body could not be read")
 }
 
 // upgrade performs an accepted upgrade: hijack, 101, client preface, then the
@@ -317,13 +343,16 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		b, _ := brw.Reader.Peek(n)
 		pending = bytes.Clone(b)
 	}
+	// The connection outlives the HTTP/1.1 request: what it keeps of it is
+	// the remote address, not the request (its header, URL and body).
+	remote := r.RemoteAddr
 	uc := &upgradedConn{
 		Conn:           conn,
 		pending:        pending,
 		onStarted:      g.conns.started,
 		prefaceTimeout: g.cfg.prefaceTimeout(),
 		onBadPreface: func(reason Reason, err error) {
-			g.protocolError(r, PathUpgrade, reason, err)
+			g.protocolErrorFrom(remote, PathUpgrade, reason, err)
 		},
 	}
 	started = true
@@ -349,10 +378,11 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 // The connection is tracked from before its hijack, so Shutdown waits for this
 // goroutine's connection and closes it when the grace period ends.
 func (g *Gateway) serveUpgraded(ctx context.Context, uc *upgradedConn, first *http.Request, payload settings.Payload) {
-	g.h2.ServeConn(uc, &http2.ServeConnOpts{
+	// x/net's writes are batched (batchConn); its reads go to uc.
+	g.h2.ServeConn(newBatchConn(uc), &http2.ServeConnOpts{
 		Context:        ctx,
 		BaseConfig:     g.hs,
-		Handler:        &streamHandler{g: g, first: first},
+		Handler:        newStreamHandler(g, first),
 		UpgradeRequest: first,
 		Settings:       payload,
 		// The preface is checked by upgradedConn, under the gateway's
@@ -390,12 +420,20 @@ func stream1Request(r *http.Request, body []byte) *http.Request {
 // itself, so that no stream can upgrade again (PITFALLS 5).
 type streamHandler struct {
 	g *Gateway
-	// first is stream 1's request, which x/net hands back as given.
-	first *http.Request
+	// first is stream 1's request, which x/net hands back as given, until
+	// stream 1 starts: then it is dropped, so that a long-lived connection
+	// does not keep it (its header, URL, context) once answered.
+	first atomic.Pointer[http.Request]
+}
+
+func newStreamHandler(g *Gateway, first *http.Request) *streamHandler {
+	sh := &streamHandler{g: g}
+	sh.first.Store(first)
+	return sh
 }
 
 func (sh *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r == sh.first {
+	if sh.first.Load() == r && sh.first.CompareAndSwap(r, nil) {
 		// Stream 1's context is the HTTP/1.1 request's, which x/net does
 		// not cancel when the stream is reset or the connection dies
 		// (PITFALLS 16). x/net closes the CloseNotify channel on both.

@@ -528,6 +528,13 @@ func TestPrefaceOutOfPlace(t *testing.T) {
 				t.Errorf("got %s; want %d", resp.Status, tc.status)
 			}
 			expectClosed(t, c, br, 5*time.Second)
+			// The answer is reported with its status and request, so the
+			// binary logs and counts it like any other request.
+			reason := ReasonLatePreface
+			if tc.status == 505 {
+				reason = ReasonPriorKnowledgeDisabled
+			}
+			waitFor(t, "answered event", func() bool { return tg.events.answered(reason, tc.status) })
 		})
 	}
 }
@@ -567,6 +574,7 @@ func TestStallsClosed(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestTimeout {
 			t.Errorf("got %s; want 408", resp.Status)
 		}
+		waitFor(t, "answered event", func() bool { return tg.events.answered(ReasonUpgradeBody, http.StatusRequestTimeout) })
 		expectClosed(t, c, br, 5*time.Second)
 		if n := tg.rec.count(); n != 0 {
 			t.Errorf("handler ran %d times for an incomplete body; want 0", n)
@@ -624,7 +632,7 @@ func TestUpgradeSignalsOnHTTP2(t *testing.T) {
 				}
 				tg.rec.mu.Unlock()
 				if f[0] == "http2-settings" {
-					waitFor(t, "rejection event", func() bool { return tg.events.has(EventUpgradeRejected, ReasonUpgradeOnHTTP2) })
+					waitFor(t, "rejection event", func() bool { return tg.events.answered(ReasonUpgradeOnHTTP2, 400) })
 				}
 			})
 		}
