@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -90,6 +91,17 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	}
 	if err := http2.ConfigureServer(hs, g.h2); err != nil {
 		return nil, err
+	}
+	// Prior-knowledge connections reach x/net through net/http's
+	// "unencrypted_http2" handoff, inside a *tls.Conn: x/net gets them
+	// behind a batchConn (conn.go), as it gets upgraded ones.
+	if serve, ok := hs.TLSNextProto["unencrypted_http2"]; ok {
+		hs.TLSNextProto["unencrypted_http2"] = func(s *http.Server, tc *tls.Conn, h http.Handler) {
+			if u, ok := tc.NetConn().(interface{ UnencryptedNetConn() net.Conn }); ok {
+				tc = tls.Client(unencryptedConn{conn: newBatchConn(u.UnencryptedNetConn())}, nil)
+			}
+			serve(s, tc, h)
+		}
 	}
 
 	// net/http answers "OPTIONS *" itself unless told not to, and

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,6 +28,9 @@ type upstream struct {
 	// rt is the transport for its kind, shared by every upstream of that
 	// kind.
 	rt http.RoundTripper
+	// slots holds one token per request in flight to an HTTP/1.1 upstream,
+	// up to ProxyConfig.MaxConnsPerHost; nil for h2c.
+	slots chan struct{}
 	// downUntil is when an upstream taken out after a failed connect may be
 	// tried again, in nanoseconds since the pool's epoch; 0 while it is in
 	// service.
@@ -209,4 +213,46 @@ func (p *pool) ready() bool {
 		}
 	}
 	return false
+}
+
+// errNoFreeConn: every connection to an HTTP/1.1 upstream stayed busy for
+// the whole of ProxyConfig.Timeout. It is a timeout (504).
+var errNoFreeConn error = &noFreeConnError{}
+
+type noFreeConnError struct{}
+
+func (*noFreeConnError) Error() string   { return "no upstream connection came free in time" }
+func (*noFreeConnError) Timeout() bool   { return true }
+func (*noFreeConnError) Temporary() bool { return true }
+
+// acquire takes one of u's request slots (ProxyConfig.MaxConnsPerHost), or
+// waits for one at most timeout; it fails with the context's error or
+// errNoFreeConn. An h2c upstream has no slots. The free-slot case allocates
+// nothing: the timer is made only when a request has to wait.
+func (u *upstream) acquire(ctx context.Context, timeout time.Duration) error {
+	if u.slots == nil {
+		return nil
+	}
+	select {
+	case u.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case u.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errNoFreeConn
+	}
+}
+
+// release gives back a slot taken by acquire.
+func (u *upstream) release() {
+	if u.slots != nil {
+		<-u.slots
+	}
 }

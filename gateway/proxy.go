@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/net/http2"
 )
 
 // ProxyConfig configures a [Proxy]. Every field's doc ends with what its zero
@@ -35,11 +38,21 @@ type ProxyConfig struct {
 	// DialTimeout bounds connecting to an upstream. Zero means 5s.
 	DialTimeout time.Duration
 
+	// MaxConnsPerHost caps the connections open to each HTTP/1.1 upstream,
+	// which carry one request at a time. HTTP/2 clients bring hundreds of
+	// concurrent streams each: past the cap, a request waits for a
+	// connection to come free rather than dialling one that the idle pool
+	// would close a moment later, and the client gets 504 if none has come
+	// free within Timeout. WebSocket tunnels do not count. h2c upstreams
+	// are not capped: their connections carry many streams each. Zero means
+	// 512.
+	MaxConnsPerHost int
+
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
-	// per HTTP/1.1 upstream. HTTP/2 clients bring hundreds of concurrent
-	// streams, each an HTTP/1.1 request upstream; net/http's default of 2
-	// would open and close a connection per request (PITFALLS 18). Zero means
-	// 256.
+	// per HTTP/1.1 upstream. net/http's default of 2 would open and close a
+	// connection per request (PITFALLS 18). Zero means MaxConnsPerHost (or
+	// its default), so that a steady load keeps every connection it opened.
+	// h2c connections stay open until unused for 90s.
 	MaxIdleConnsPerHost int
 
 	// FailTimeout is how long an upstream that refused a connection (or
@@ -58,10 +71,10 @@ type ProxyConfig struct {
 }
 
 const (
-	defaultProxyTimeout        = 30 * time.Second
-	defaultDialTimeout         = 5 * time.Second
-	defaultMaxIdleConnsPerHost = 256
-	defaultFailTimeout         = 10 * time.Second
+	defaultProxyTimeout    = 30 * time.Second
+	defaultDialTimeout     = 5 * time.Second
+	defaultMaxConnsPerHost = 512
+	defaultFailTimeout     = 10 * time.Second
 	// idleConnTimeout closes upstream connections unused this long, as
 	// net/http's DefaultTransport does.
 	idleConnTimeout = 90 * time.Second
@@ -85,7 +98,8 @@ const (
 // or not the client listed them in Connection), WebSocket upgrades on
 // HTTP/1.1 are tunnelled to HTTP/1.1 upstreams, an upstream's unsolicited 101
 // is answered 502, X-Forwarded-For/-Proto/-Host and Via are set, bodies
-// stream both ways and responses are flushed as they arrive, trailers pass
+// stream both ways, streamed responses (server-sent events, bodies without a
+// Content-Length such as gRPC's) are flushed as they arrive, trailers pass
 // (gRPC status). Failures give 502 or 504 with a short plain-text body, a log
 // line naming upstream and cause, and a call to OnUpstreamError.
 //
@@ -93,10 +107,11 @@ const (
 type Proxy struct {
 	rp      httputil.ReverseProxy
 	pool    *pool
-	h1      *http.Transport // HTTP/1.1 upstreams
-	h2c     *http.Transport // h2c upstreams: unencrypted HTTP/2 only
+	h1      *http.Transport  // HTTP/1.1 upstreams
+	h2c     *http2.Transport // h2c upstreams: HTTP/2 with prior knowledge
 	dialer  net.Dialer
 	log     zerolog.Logger
+	timeout time.Duration // ProxyConfig.Timeout, resolved
 	onError func(upstream, cause string)
 	names   []string
 	tunnels tunnels
@@ -117,16 +132,26 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			return nil, fmt.Errorf("gateway: ProxyConfig.%s is negative (%v)", d.name, d.v)
 		}
 	}
-	if cfg.MaxIdleConnsPerHost < 0 {
-		return nil, fmt.Errorf("gateway: ProxyConfig.MaxIdleConnsPerHost is negative (%d)", cfg.MaxIdleConnsPerHost)
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"MaxConnsPerHost", cfg.MaxConnsPerHost}, {"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost}} {
+		if n.v < 0 {
+			return nil, fmt.Errorf("gateway: ProxyConfig.%s is negative (%d)", n.name, n.v)
+		}
 	}
 
 	p := &Proxy{log: cfg.Logger, onError: cfg.OnUpstreamError}
 	p.dialer = net.Dialer{Timeout: orDuration(cfg.DialTimeout, defaultDialTimeout)}
 	timeout := orDuration(cfg.Timeout, defaultProxyTimeout)
+	p.timeout = timeout
+	maxConns := cfg.MaxConnsPerHost
+	if maxConns == 0 {
+		maxConns = defaultMaxConnsPerHost
+	}
 	maxIdle := cfg.MaxIdleConnsPerHost
 	if maxIdle == 0 {
-		maxIdle = defaultMaxIdleConnsPerHost
+		maxIdle = maxConns
 	}
 
 	var h1 http.Protocols
@@ -134,9 +159,14 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	p.h1 = &http.Transport{
 		// No Proxy: the environment's HTTP_PROXY must not divert upstream
 		// traffic.
-		DialContext:         p.dial,
-		Protocols:           &h1,
-		ForceAttemptHTTP2:   false,
+		DialContext:       p.dial,
+		Protocols:         &h1,
+		ForceAttemptHTTP2: false,
+		// The transport's own cap is the same as the upstreams' slots
+		// (upstream.acquire): a request that got a slot the moment
+		// another released it waits for that request's connection to
+		// go back to the idle pool instead of dialling.
+		MaxConnsPerHost:     maxConns,
 		MaxIdleConnsPerHost: maxIdle,
 		IdleConnTimeout:     idleConnTimeout,
 		// What an upstream compressed reaches the client compressed, with
@@ -145,23 +175,18 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		ResponseHeaderTimeout: timeout,
 	}
 
-	// h2c upstreams go through net/http's own HTTP/2 client (Go ≥ 1.24:
-	// Protocols with UnencryptedHTTP2 alone means prior knowledge for
-	// http:// URLs) rather than x/net's http2.Transport, which is deprecated
-	// since x/net v0.62 in favour of it, and which has no response header
-	// timeout of its own (its ClientConn reads ResponseHeaderTimeout from a
-	// linked http.Transport only). One connection carries many streams; a
-	// second opens only when the upstream's SETTINGS_MAX_CONCURRENT_STREAMS
-	// is reached.
-	var h2 http.Protocols
-	h2.SetUnencryptedHTTP2(true)
-	p.h2c = &http.Transport{
-		DialContext: p.dial,
-		Protocols:   &h2,
-		// HTTP/2 connections stay in net/http's idle list while they
-		// carry streams; the cap must not drop the extra connections
-		// opened past the upstream's stream limit.
-		MaxIdleConnsPerHost:   maxIdle,
+	// h2c upstreams go through x/net's http2.Transport, with its own
+	// connection pool: a request finds a connection with a free stream or
+	// dials one more, and a dial in progress is shared. net/http's Transport
+	// with Protocols{UnencryptedHTTP2} keeps HTTP/2 connections in its
+	// HTTP/1.1 idle list and drops one from it when it is full (at the
+	// upstream's SETTINGS_MAX_CONCURRENT_STREAMS); every request that then
+	// finds the list empty dials a connection that its HTTP/2 pool closes at
+	// once as not needed: thousands of dials a second under load. The
+	// http.Transport it is linked to is only its configuration: the
+	// response header timeout, idle timeout, pings and stream buffer, which
+	// x/net reads from there.
+	h2conf := &http.Transport{
 		IdleConnTimeout:       idleConnTimeout,
 		DisableCompression:    true,
 		ResponseHeaderTimeout: timeout,
@@ -174,6 +199,20 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			MaxReceiveBufferPerStream: h2cStreamBuffer,
 		},
 	}
+	h2t, err := http2.ConfigureTransports(h2conf)
+	if err != nil {
+		// Only for a Transport already configured for HTTP/2, which
+		// h2conf is not.
+		return nil, fmt.Errorf("gateway: h2c transport: %w", err)
+	}
+	// ConfigureTransports leaves a pool that never dials (net/http's
+	// Transport dials for it); nil is the dialling one.
+	h2t.ConnPool = nil
+	h2t.AllowHTTP = true // prior knowledge for http:// URLs (RFC 9113 §3.3)
+	h2t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return p.dial(ctx, network, addr)
+	}
+	p.h2c = h2t
 
 	ups := make([]*upstream, 0, len(cfg.Upstreams))
 	for _, s := range cfg.Upstreams {
@@ -189,6 +228,8 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		u := &upstream{name: name, host: host, h2c: h2c, rt: p.h1}
 		if h2c {
 			u.rt = p.h2c
+		} else {
+			u.slots = make(chan struct{}, maxConns)
 		}
 		ups = append(ups, u)
 		p.names = append(p.names, name)
@@ -196,9 +237,15 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	p.pool = newPool(ups, orDuration(cfg.FailTimeout, defaultFailTimeout))
 
 	p.rp = httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      roundTripFunc(p.roundTrip),
-		FlushInterval:  -1, // flush every write: server-sent events, gRPC streams
+		Rewrite:   p.rewrite,
+		Transport: roundTripFunc(p.roundTrip),
+		// No periodic flush: ReverseProxy flushes every write by itself
+		// for server-sent events and for bodies of unknown length (gRPC,
+		// chunked streams); a body with a Content-Length goes through
+		// the HTTP/2 writer's buffer. -1 would flush each write of every
+		// response: an extra DATA frame and write syscall per response
+		// and a timer goroutine per request.
+		FlushInterval:  0,
 		ErrorLog:       newErrorLog(p.log),
 		BufferPool:     &copyBuffers,
 		ModifyResponse: p.modifyResponse,
@@ -227,6 +274,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// that Close can end it (net/http's Shutdown does not).
 		w = &tunnelWriter{ResponseWriter: w, t: &p.tunnels}
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				// The upstream's body failed midway: ReverseProxy
+				// aborts the response. What it copied may still sit in
+				// the writer's buffer (no flush per write): send it, so
+				// that the client sees the response cut short rather
+				// than no response at all.
+				_ = http.NewResponseController(w).Flush()
+			}
+			panic(v)
+		}
+	}()
 	p.rp.ServeHTTP(w, r)
 }
 
@@ -268,14 +328,6 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return &upstreamError{up: u, err: errUnsolicited101}
 	}
 	addVia(res.Header, res.ProtoMajor, res.ProtoMinor)
-	if res.StatusCode != http.StatusSwitchingProtocols &&
-		res.Body != nil && res.Body != http.NoBody && res.Request != nil {
-		// ReverseProxy aborts a response whose body fails midway
-		// (http.ErrAbortHandler) without calling ErrorHandler: the
-		// failure is reported from the body. A tunnel's body is the
-		// upstream connection, which ReverseProxy needs as it is.
-		res.Body = &watchedBody{ReadCloser: res.Body, p: p, req: res.Request}
-	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -191,11 +192,14 @@ func (p *Proxy) report(r *http.Request, u *upstream, cause string, err error) {
 // ReverseProxy, and the upstream and cause are logged and reported like a
 // failure before the headers. A client that went away meanwhile is not
 // reported: leaving a stream early is what clients of server-sent events do.
+// Closing it gives back the upstream's request slot.
 type watchedBody struct {
 	io.ReadCloser
 	p        *Proxy
+	up       *upstream
 	req      *http.Request
-	reported bool // read and written by the copying goroutine only
+	reported bool        // read and written by the copying goroutine only
+	closed   atomic.Bool // the slot was given back
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
@@ -203,7 +207,15 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF && !b.reported && b.req.Context().Err() == nil {
 		b.reported = true
 		_, cause := errorStatus(b.req.Context(), err)
-		b.p.report(b.req, b.p.pool.lookup(b.req.URL.Host), cause, err)
+		b.p.report(b.req, b.up, cause, err)
 	}
 	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.closed.Swap(true) {
+		b.up.release()
+	}
+	return err
 }

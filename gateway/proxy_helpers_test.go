@@ -61,6 +61,13 @@ func (l pxCountingListener) Accept() (net.Conn, error) {
 
 func pxStartUpstream(t *testing.T, h http.Handler, h2c bool) *pxUpstream {
 	t.Helper()
+	return pxStartUpstreamConfig(t, h, h2c, nil)
+}
+
+// pxStartUpstreamConfig is pxStartUpstream with the server adjusted by
+// configure, if not nil, before it starts.
+func pxStartUpstreamConfig(t *testing.T, h http.Handler, h2c bool, configure func(*http.Server)) *pxUpstream {
+	t.Helper()
 	s := httptest.NewUnstartedServer(h)
 	n := new(atomic.Int32)
 	s.Listener = pxCountingListener{Listener: s.Listener, n: n}
@@ -71,6 +78,9 @@ func pxStartUpstream(t *testing.T, h http.Handler, h2c bool) *pxUpstream {
 		s.Config.Protocols = &p
 	}
 	s.Config.ErrorLog = newErrorLog(pxLogger(t))
+	if configure != nil {
+		configure(s.Config)
+	}
 	s.Start()
 	t.Cleanup(s.Close)
 	addr := s.Listener.Addr().String()

@@ -71,8 +71,13 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
-// attempt sends req to u, and keeps the pool's view of u current.
+// attempt sends req to u, and keeps the pool's view of u current. The
+// response body it returns reports a failure midway (watchedBody) and gives
+// back u's request slot when closed.
 func (p *Proxy) attempt(u *upstream, req *http.Request) (*http.Response, error) {
+	if err := u.acquire(req.Context(), p.timeout); err != nil {
+		return nil, err
+	}
 	var h2 *h2cAttempt
 	if u.h2c {
 		h2 = newH2CAttempt(req.Context())
@@ -80,6 +85,7 @@ func (p *Proxy) attempt(u *upstream, req *http.Request) (*http.Response, error) 
 	}
 	res, err := u.rt.RoundTrip(req)
 	if err != nil {
+		u.release()
 		if h2 != nil && h2.saw101.Load() {
 			// The transport's own error is the stream reset it sent.
 			err = fmt.Errorf("%w (HTTP/2 :status 101, stream reset)", errUnsolicited101)
@@ -93,6 +99,18 @@ func (p *Proxy) attempt(u *upstream, req *http.Request) (*http.Response, error) 
 	if p.pool.restore(u) {
 		p.log.Info().Str("upstream", u.name).Msg("upstream back in service")
 	}
+	if res.StatusCode == http.StatusSwitchingProtocols || res.Body == nil || res.Body == http.NoBody {
+		// A tunnel's connection is no longer the transport's (nor
+		// counted by it), and ReverseProxy needs its body as it is; a
+		// response without a body has already given its connection
+		// back.
+		u.release()
+		return res, nil
+	}
+	// ReverseProxy aborts a response whose body fails midway
+	// (http.ErrAbortHandler) without calling ErrorHandler: the failure is
+	// reported from the body.
+	res.Body = &watchedBody{ReadCloser: res.Body, p: p, up: u, req: req}
 	return res, nil
 }
 

@@ -378,7 +378,8 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 // The connection is tracked from before its hijack, so Shutdown waits for this
 // goroutine's connection and closes it when the grace period ends.
 func (g *Gateway) serveUpgraded(ctx context.Context, uc *upgradedConn, first *http.Request, payload settings.Payload) {
-	g.h2.ServeConn(uc, &http2.ServeConnOpts{
+	// x/net's writes are batched (batchConn); its reads go to uc.
+	g.h2.ServeConn(newBatchConn(uc), &http2.ServeConnOpts{
 		Context:        ctx,
 		BaseConfig:     g.hs,
 		Handler:        newStreamHandler(g, first),

@@ -22,11 +22,14 @@ func main() {
 	handler := flag.String("handler", "echo", "echo (the built-in JSON), minimal, or proxy")
 	upstream := flag.String("upstream", "", "with -handler proxy: http://host:port or h2c://host:port")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	memprofile := flag.String("memprofile", "", "at SIGUSR1, write a heap profile here (and memory figures to stderr)")
+	maxConns := flag.Int("max-conns", 0, "with -handler proxy: ProxyConfig.MaxConnsPerHost (0: the default)")
 	flag.Parse()
+	progs.DumpOnSignal("h2cgwlib", *memprofile)
 
 	var h http.Handler
 	if *handler == "proxy" {
-		p, err := gateway.NewProxy(gateway.ProxyConfig{Upstreams: []string{*upstream}})
+		p, err := gateway.NewProxy(gateway.ProxyConfig{Upstreams: []string{*upstream}, MaxConnsPerHost: *maxConns})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)

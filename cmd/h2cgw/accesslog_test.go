@@ -173,3 +173,74 @@ func TestRecorderTrailers(t *testing.T) {
 		t.Errorf("trailer Grpc-Message %q; want fine", got)
 	}
 }
+
+// chanWriter passes every write it gets on a channel.
+type chanWriter chan string
+
+func (c chanWriter) Write(p []byte) (int, error) {
+	c <- string(p)
+	return len(p), nil
+}
+
+func TestBatchWriter(t *testing.T) {
+	t.Run("waits for the delay, then writes the lines in one batch", func(t *testing.T) {
+		out := make(chanWriter, 4)
+		b := newBatchWriter(out, 10*time.Millisecond)
+		defer b.Close()
+		b.Write([]byte("one\n"))
+		b.Write([]byte("two\n"))
+		select {
+		case got := <-out:
+			if got != "one\ntwo\n" {
+				t.Errorf("batch: got %q; want %q", got, "one\ntwo\n")
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("nothing written after the delay")
+		}
+		// The timer is armed again by the next line.
+		b.Write([]byte("three\n"))
+		select {
+		case got := <-out:
+			if got != "three\n" {
+				t.Errorf("second batch: got %q; want %q", got, "three\n")
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("second batch not written after the delay")
+		}
+	})
+	t.Run("writes a full batch at once", func(t *testing.T) {
+		out := make(chanWriter, 4)
+		b := newBatchWriter(out, time.Hour)
+		defer b.Close()
+		line := strings.Repeat("x", 1023) + "\n"
+		for range accessLogBatchBytes / len(line) {
+			b.Write([]byte(line))
+		}
+		select {
+		case got := <-out:
+			if len(got) != accessLogBatchBytes {
+				t.Errorf("batch: got %d bytes; want %d", len(got), accessLogBatchBytes)
+			}
+		default:
+			t.Fatal("a full batch was not written at once")
+		}
+	})
+	t.Run("Close writes what is left, then writes through", func(t *testing.T) {
+		out := make(chanWriter, 4)
+		b := newBatchWriter(out, time.Hour)
+		b.Write([]byte("pending\n"))
+		select {
+		case got := <-out:
+			t.Fatalf("written before the delay or Close: %q", got)
+		default:
+		}
+		b.Close()
+		if got := <-out; got != "pending\n" {
+			t.Errorf("at Close: got %q; want %q", got, "pending\n")
+		}
+		b.Write([]byte("late\n"))
+		if got := <-out; got != "late\n" {
+			t.Errorf("after Close: got %q; want %q", got, "late\n")
+		}
+	})
+}

@@ -37,6 +37,7 @@ type config struct {
 	MaxHeaderBytes       int64
 	MaxConcurrentStreams uint32
 	MaxConnections       int
+	UpstreamMaxConns     int
 
 	NoUpgrade        bool
 	NoPriorKnowledge bool
@@ -119,6 +120,9 @@ func flagSpecs(c *config) []flagSpec {
 				"(then 408 and the connection closes)"},
 		{name: "upstream-timeout", arg: "DURATION", value: &durationValue{p: &c.UpstreamTimeout},
 			usage: "time for an upstream to send its response headers (then 504)"},
+		{name: "upstream-max-conns", arg: "N", value: &countValue{p: &c.UpstreamMaxConns},
+			usage: "cap on connections to each HTTP/1.1 upstream; past it requests\n" +
+				"wait for one (504 after --upstream-timeout); 0 means 512"},
 		{name: "max-header-bytes", arg: "BYTES", value: &bytesValue{p: &c.MaxHeaderBytes, min: 1, max: 1 << 30},
 			usage: "largest request head (HTTP/1.1), and the advertised HTTP/2\n" +
 				"SETTINGS_MAX_HEADER_LIST_SIZE (this plus 320)"},

@@ -73,6 +73,7 @@ func TestParseFlags(t *testing.T) {
 		{"max-header-bytes", []string{"--max-header-bytes", "1MiB"}, nil, func(c config) bool { return c.MaxHeaderBytes == 1<<20 }},
 		{"max-concurrent-streams", []string{"--max-concurrent-streams", "100"}, nil, func(c config) bool { return c.MaxConcurrentStreams == 100 }},
 		{"upgrade-body-timeout", []string{"--upgrade-body-timeout", "3s"}, nil, func(c config) bool { return c.UpgradeBodyTimeout == 3*time.Second }},
+		{"upstream-max-conns", []string{"--upstream-max-conns", "64"}, nil, func(c config) bool { return c.UpstreamMaxConns == 64 }},
 		{"max-connections", []string{"--max-connections", "5000"}, nil, func(c config) bool { return c.MaxConnections == 5000 }},
 		{"max-connections env", nil, map[string]string{"H2CGW_MAX_CONNECTIONS": "10"}, func(c config) bool { return c.MaxConnections == 10 }},
 		{"no-upgrade", []string{"--no-upgrade"}, nil, func(c config) bool { return c.NoUpgrade }},
@@ -229,8 +230,8 @@ func TestRunHelp(t *testing.T) {
 				t.Errorf("%s does not show %q", arg, def)
 			}
 		}
-		if n := strings.Count(help, "\n        default "); n != 20 {
-			t.Errorf("%s shows %d defaults; want one per flag with a value (20)", arg, n)
+		if n := strings.Count(help, "\n        default "); n != 21 {
+			t.Errorf("%s shows %d defaults; want one per flag with a value (21)", arg, n)
 		}
 		for i, l := range strings.Split(help, "\n") {
 			if len(l) > 80 {

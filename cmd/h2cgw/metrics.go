@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
@@ -30,6 +31,9 @@ type metrics struct {
 	// byPath resolves the per-request series of the known entry paths once,
 	// so a request does not hash its labels. Read-only after newMetrics.
 	byPath map[gateway.EntryPath]*pathMetrics
+	// unknown is the series of requests without an entry path (from outside
+	// the gateway), resolved at the first one.
+	unknown atomic.Pointer[pathMetrics]
 }
 
 // pathMetrics are one entry path's per-request series.
@@ -208,10 +212,15 @@ func (m *metrics) pathMetrics(p gateway.EntryPath) *pathMetrics {
 	if pm, ok := m.byPath[p]; ok {
 		return pm
 	}
-	// A request from outside the gateway (tests), or an entry path added
-	// after this binary: resolved per request.
 	if p == "" {
-		p = "unknown"
+		// A request from outside the gateway (tests).
+		if pm := m.unknown.Load(); pm != nil {
+			return pm
+		}
+		pm := m.newPathMetrics("unknown")
+		m.unknown.Store(pm)
+		return pm
 	}
+	// An entry path added after this binary: resolved per request.
 	return m.newPathMetrics(p)
 }

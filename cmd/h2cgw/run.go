@@ -41,12 +41,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "h2cgw %s (%s)\n", version, runtime.Version())
 		return nil
 	}
-	return serve(ctx, c, newLogger(c, stderr))
+	return serve(ctx, c, newLogger(c, stderr), stderr)
 }
 
 // serve builds the handler chain and the gateway, listens, and runs until
 // ctx ends.
-func serve(ctx context.Context, c config, log zerolog.Logger) error {
+func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) error {
 	m := newMetrics(version)
 	rd := &readiness{}
 
@@ -61,6 +61,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger) error {
 			Upstreams:       c.Upstreams,
 			Logger:          log,
 			Timeout:         c.UpstreamTimeout,
+			MaxConnsPerHost: c.UpstreamMaxConns,
 			OnUpstreamError: m.upstreamError,
 		})
 		if err != nil {
@@ -76,7 +77,11 @@ func serve(ctx context.Context, c config, log zerolog.Logger) error {
 	}
 	h = m.middleware(h)
 	if c.AccessLog {
-		h = accessLog(log, h)
+		// Access lines are written in batches (accesslog.go), not with
+		// a write(2) per request.
+		alog, stop := newAccessLogger(c, logOut)
+		defer stop()
+		h = accessLog(alog, h)
 	}
 
 	maxUpgradeBody := c.MaxUpgradeBody

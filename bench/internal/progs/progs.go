@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -47,7 +48,8 @@ func EchoHandler(via func(*http.Request) string) http.Handler {
 		for k, v := range r.Header {
 			headers[strings.ToLower(k)] = v
 		}
-		b, err := json.MarshalIndent(echoResponse{
+		// One line, as cmd/h2cgw's echo.go writes it: the same work.
+		b, err := json.Marshal(echoResponse{
 			Via:        via(r),
 			Proto:      r.Proto,
 			Method:     r.Method,
@@ -57,7 +59,7 @@ func EchoHandler(via func(*http.Request) string) http.Handler {
 			Headers:    headers,
 			BodyBytes:  n,
 			BodySHA256: hex.EncodeToString(h.Sum(nil)),
-		}, "", "  ")
+		})
 		if err != nil {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
@@ -158,4 +160,44 @@ func Main(name, addr, cpuprofile string, serve func(net.Listener) error) {
 func fatal(name string, err error) {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	os.Exit(1)
+}
+
+// DumpOnSignal writes, at every SIGUSR1, a line of runtime memory figures
+// to stderr and, with path set, a heap profile there (after a GC): what an
+// idle connection retains, by kind (heap or goroutine stacks) and by
+// allocation site. With path set, every allocation is sampled (slow).
+func DumpOnSignal(name, path string) {
+	if path != "" {
+		// Every allocation sampled: the profile is for counting bytes
+		// per connection, not for speed.
+		runtime.MemProfileRate = 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	go func() {
+		for range sig {
+			// Stacks shrink only in a GC, and only by half each time:
+			// a few GCs show what goroutines keep once settled.
+			var ms runtime.MemStats
+			var stacks []uint64
+			for range 4 {
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				stacks = append(stacks, ms.StackInuse)
+			}
+			line, _ := json.Marshal(map[string]any{
+				"program": name, "message": "memory",
+				"heap_inuse": ms.HeapInuse, "heap_alloc": ms.HeapAlloc, "stack_inuse": ms.StackInuse,
+				"sys": ms.Sys, "goroutines": runtime.NumGoroutine(), "stack_inuse_by_gc": stacks,
+			})
+			fmt.Fprintf(os.Stderr, "%s\n", line)
+			if path == "" {
+				continue
+			}
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+	}()
 }

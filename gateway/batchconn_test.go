@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gatedConn is a net.Conn whose Write blocks until the test lets it go, and
+// records what each call wrote.
+type gatedConn struct {
+	net.Conn // nil: only Write and Close are called
+	entered  chan struct{}
+	release  chan error // what the blocked Write returns
+	closed   chan struct{}
+	once     sync.Once
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func newGatedConn() *gatedConn {
+	return &gatedConn{entered: make(chan struct{}, 16), release: make(chan error), closed: make(chan struct{})}
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, string(p))
+	c.mu.Unlock()
+	c.entered <- struct{}{}
+	select {
+	case err := <-c.release:
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *gatedConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+func (c *gatedConn) writes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.calls...)
+}
+
+// idle waits until bc's flusher has stopped.
+func (bc *batchConn) idle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(pxTimeout)
+	for {
+		bc.mu.Lock()
+		done := !bc.flushing
+		bc.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher did not stop")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBatchConnCoalesces(t *testing.T) {
+	raw := newGatedConn()
+	bc := newBatchConn(raw)
+	if _, err := bc.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	pxWaitFor(t, raw.entered, "the first write")
+	// While "a" is being written, the next frames queue up.
+	for _, s := range []string{"b", "c", "d"} {
+		if n, err := bc.Write([]byte(s)); n != 1 || err != nil {
+			t.Fatalf("Write(%q): got %d, %v; want 1, nil", s, n, err)
+		}
+	}
+	raw.release <- nil
+	pxWaitFor(t, raw.entered, "the second write")
+	raw.release <- nil
+	bc.idle(t)
+	if got, want := strings.Join(raw.writes(), "|"), "a|bcd"; got != want {
+		t.Errorf("writes: got %q; want %q (the queued frames in one write)", got, want)
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if bc.queue != nil {
+		t.Errorf("an idle connection keeps a %d-byte buffer; want none", cap(*bc.queue))
+	}
+}
+
+func TestBatchConnBackPressure(t *testing.T) {
+	raw := newGatedConn()
+	bc := newBatchConn(raw)
+	bc.Write([]byte("x"))
+	pxWaitFor(t, raw.entered, "the first write")
+	big := bytes.Repeat([]byte("y"), batchMax)
+	if _, err := bc.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	// The queue is full: the next Write waits for the flusher to take it.
+	done := make(chan error, 1)
+	go func() {
+		_, err := bc.Write([]byte("z"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Write past batchMax returned (%v) while nothing was written; want it to wait", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	raw.release <- nil // "x" written; the flusher takes the full queue
+	if err := pxWaitFor(t, done, "the waiting Write"); err != nil {
+		t.Fatal(err)
+	}
+	pxWaitFor(t, raw.entered, "the second write")
+	raw.release <- nil
+	pxWaitFor(t, raw.entered, "the third write")
+	raw.release <- nil
+	bc.idle(t)
+	if got, want := strings.Join(raw.writes(), ""), "x"+string(big)+"z"; got != want {
+		t.Errorf("bytes written: got %d, in order %v; want %d in order", len(got), got == want, len(want))
+	}
+}
+
+func TestBatchConnWriteError(t *testing.T) {
+	raw := newGatedConn()
+	bc := newBatchConn(raw)
+	bc.Write([]byte("a"))
+	pxWaitFor(t, raw.entered, "the first write")
+	bc.Write([]byte("b")) // queued behind the write that fails: dropped
+	boom := errors.New("boom")
+	raw.release <- boom
+	bc.idle(t)
+	if _, err := bc.Write([]byte("c")); !errors.Is(err, boom) {
+		t.Errorf("Write after a failed write: got %v; want %v", err, boom)
+	}
+	if got := raw.writes(); len(got) != 1 {
+		t.Errorf("writes: got %q; want only the failed one", got)
+	}
+}
+
+func TestBatchConnClose(t *testing.T) {
+	t.Run("writes what is queued first", func(t *testing.T) {
+		raw := newGatedConn()
+		bc := newBatchConn(raw)
+		bc.Write([]byte("data"))
+		pxWaitFor(t, raw.entered, "the first write")
+		bc.Write([]byte("goaway"))
+		closed := make(chan error, 1)
+		go func() { closed <- bc.Close() }()
+		raw.release <- nil
+		pxWaitFor(t, raw.entered, "the queued write")
+		raw.release <- nil
+		if err := pxWaitFor(t, closed, "Close"); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if got, want := strings.Join(raw.writes(), "|"), "data|goaway"; got != want {
+			t.Errorf("writes: got %q; want %q", got, want)
+		}
+		if _, err := bc.Write([]byte("late")); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Write after Close: got %v; want net.ErrClosed", err)
+		}
+	})
+	t.Run("does not wait for a peer that does not read", func(t *testing.T) {
+		raw := newGatedConn()
+		bc := newBatchConn(raw)
+		bc.Write([]byte("stuck"))
+		pxWaitFor(t, raw.entered, "the write")
+		start := time.Now()
+		closed := make(chan error, 1)
+		go func() { closed <- bc.Close() }()
+		pxWaitFor(t, closed, "Close")
+		if d := time.Since(start); d > batchCloseWait+pxTimeout/2 {
+			t.Errorf("Close took %v; want about %v", d, batchCloseWait)
+		}
+	})
+}
