@@ -344,6 +344,17 @@ func (p *Proxy) Close() {
 	p.tunnels.closeAll()
 }
 
+// Shutdown waits for the open WebSocket tunnels to end — they are hijacked
+// connections, which neither net/http's Shutdown nor the Gateway's waits
+// for — until ctx ends, then closes what is left as Close does. Call it with
+// the grace period's context after the Gateway's Shutdown, so that a tunnel
+// in flight when shutdown began has the whole grace period (SPEC §7).
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	err := poll(ctx, func() bool { return p.tunnels.count() == 0 })
+	p.Close()
+	return err
+}
+
 // Upstreams returns the upstreams' names, normalised with their ports
 // ("http://127.0.0.1:8081"), in the configured order: the names logs, the
 // access log's Note and OnUpstreamError use.

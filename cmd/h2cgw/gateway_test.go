@@ -275,3 +275,41 @@ func TestRunGatewayTimeout(t *testing.T) {
 		t.Errorf("%s = %s; want 1", series, got)
 	}
 }
+
+// TestRunShutdownDrainsTunnel: a WebSocket tunnel open when shutdown begins
+// keeps working inside the grace period — it is a hijacked connection that
+// neither net/http nor the gateway drains — and run returns nil once the
+// client closes it.
+func TestRunShutdownDrainsTunnel(t *testing.T) {
+	up, _ := recordingUpstream(t)
+	in := startRun(t, "--upstream", up.URL, "--shutdown-timeout", "10s")
+	c, err := net.Dial("tcp", in.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitTimeout))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: "+in.addr+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v, %v; want 101", resp, err)
+	}
+	in.cancel() // SIGTERM
+	in.logs.waitMessage(t, "shutting down", nil)
+	for _, msg := range []string{"after\n", "the signal\n"} {
+		io.WriteString(c, msg)
+		if l, err := br.ReadString('\n'); l != "echo "+msg {
+			t.Fatalf("tunnel after shutdown began answered %q, %v; want %q", l, err, "echo "+msg)
+		}
+	}
+	select {
+	case err := <-in.done:
+		t.Fatalf("run returned %v with a tunnel still open", err)
+	default:
+	}
+	c.Close()
+	if err := in.stop(t); err != nil {
+		t.Errorf("run: %v; want nil once the tunnel closed", err)
+	}
+}

@@ -53,7 +53,10 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 	// The chain every stream passes through, inside the gateway (SPEC §3:
 	// every stream of an upgraded connection too): access log, metrics,
 	// then the proxy or the echo.
-	var h http.Handler
+	var (
+		h     http.Handler
+		proxy *gateway.Proxy
+	)
 	mode := "builtin"
 	var upstreams []string
 	if len(c.Upstreams) > 0 {
@@ -70,6 +73,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 			return err
 		}
 		defer p.Close()
+		proxy = p
 		rd.upstreamsUp = p.Ready
 		h, mode, upstreams = p, "gateway", p.Upstreams()
 	} else {
@@ -170,6 +174,13 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 	defer cancel()
 	start := time.Now()
 	err = g.Shutdown(sctx)
+	if proxy != nil {
+		// WebSocket tunnels are hijacked connections the gateway does not
+		// drain: give them the rest of the grace period.
+		if perr := proxy.Shutdown(sctx); err == nil {
+			err = perr
+		}
+	}
 	if admin != nil {
 		if admin.Shutdown(sctx) != nil {
 			admin.Close()
