@@ -53,6 +53,29 @@ func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// logAnswered writes the access line of a response the gateway wrote itself
+// (gateway.Event.Request is set): a rejection, a misplaced preface, an
+// unreadable upgrade body — requests the handler chain, and so accessLog,
+// never saw.
+func logAnswered(log zerolog.Logger, e gateway.Event) {
+	r := e.Request
+	log.Info().
+		Str("via", string(e.Path)).
+		Str("proto", r.Proto).
+		Str("method", r.Method).
+		Str("host", r.Host).
+		Str("path", r.URL.Path).
+		Int("status", e.Status).
+		Int64("bytes_in", 0).
+		Int64("bytes_out", 0).
+		Dur("duration", 0).
+		Str("upstream", "").
+		Str("remote", r.RemoteAddr).
+		Bool("aborted", false).
+		Str("reason", string(e.Reason)).
+		Msg("request")
+}
+
 // The access log's batching: at most this many bytes, or this long, between
 // two writes to the log's destination.
 const (

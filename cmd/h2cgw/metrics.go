@@ -171,6 +171,13 @@ func (m *metrics) onEvent(e gateway.Event) {
 	case gateway.EventHTTP2Error:
 		m.http2Errors.WithLabelValues(string(e.Reason)).Inc()
 	}
+	if e.Status != 0 {
+		// A response the gateway wrote itself: a request the handler
+		// chain never saw, counted here instead.
+		if class := e.Status/100 - 1; class >= 0 && class < 5 {
+			m.pathMetrics(e.Path).byClass[class].Inc()
+		}
+	}
 }
 
 // proxyOutcome counts one connection's PROXY protocol outcome

@@ -56,6 +56,9 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 	var (
 		h     http.Handler
 		proxy *gateway.Proxy
+		// answered logs the responses the gateway writes itself; nil
+		// with the access log off.
+		answered func(gateway.Event)
 	)
 	mode := "builtin"
 	var upstreams []string
@@ -86,6 +89,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 		alog, stop := newAccessLogger(c, logOut)
 		defer stop()
 		h = accessLog(alog, h)
+		answered = func(e gateway.Event) { logAnswered(alog, e) }
 	}
 
 	maxUpgradeBody := c.MaxUpgradeBody
@@ -93,8 +97,13 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 		maxUpgradeBody = -1 // the flag's 0 is gateway.Config's "no body at all"
 	}
 	g := gateway.New(h, gateway.Config{
-		Logger:                log,
-		OnEvent:               m.onEvent,
+		Logger: log,
+		OnEvent: func(e gateway.Event) {
+			m.onEvent(e)
+			if e.Request != nil && answered != nil {
+				answered(e)
+			}
+		},
 		DisableUpgrade:        c.NoUpgrade,
 		DisablePriorKnowledge: c.NoPriorKnowledge,
 		MaxUpgradeBody:        maxUpgradeBody,

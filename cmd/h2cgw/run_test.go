@@ -187,6 +187,9 @@ func TestRunMetrics(t *testing.T) {
 	io.Copy(io.Discard, c) // the server closes after the 400
 	c.Close()
 	in.logs.waitMessage(t, "request", map[string]any{"path": "/first"})
+	// The gateway's own answers get an access line too (SPEC §7).
+	in.logs.waitMessage(t, "request", map[string]any{"path": "/rejected", "status": float64(400), "reason": "upgrade_on_http2"})
+	in.logs.waitMessage(t, "request", map[string]any{"method": "PRI", "status": float64(400), "reason": "late_preface"})
 
 	text := metricsText(t, in.admin)
 	for series, want := range map[string]string{
@@ -198,6 +201,8 @@ func TestRunMetrics(t *testing.T) {
 		`h2cgw_requests_total{code_class="2xx",via="h2c-upgrade"}`:                          "1",
 		`h2cgw_requests_total{code_class="2xx",via="h1"}`:                                   "2",
 		`h2cgw_requests_total{code_class="2xx",via="h2c-prior-knowledge"}`:                  "0",
+		`h2cgw_requests_total{code_class="4xx",via="h2c-prior-knowledge"}`:                  "1",
+		`h2cgw_requests_total{code_class="4xx",via="h1"}`:                                   "1",
 		`h2cgw_connections_total{via="h2c-upgrade"}`:                                        "1",
 		`h2cgw_connections_total{via="h2c-prior-knowledge"}`:                                "1",
 		`h2cgw_request_duration_seconds_count{via="h2c-upgrade"}`:                           "1",
