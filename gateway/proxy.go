@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -115,6 +116,11 @@ type Proxy struct {
 	onError func(upstream, cause string)
 	names   []string
 	tunnels tunnels
+
+	// ready caches the last readiness answer; readyMu lets one probe run
+	// at a time.
+	ready   atomic.Pointer[readyState]
+	readyMu sync.Mutex
 }
 
 // NewProxy returns a Proxy for cfg. It fails when cfg lists no upstream, when
@@ -331,9 +337,59 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// Ready reports whether at least one upstream is in service (not taken out
-// after a failed connect), for a readiness probe.
-func (p *Proxy) Ready() bool { return p.pool.ready() }
+// Ready reports whether at least one upstream accepts connections, for a
+// readiness probe (SPEC §7). It dials the upstreams in turn until one
+// answers, rather than trusting the passive health of the pool alone, which
+// learns of a dead upstream only from a failed request; one that does not
+// answer is taken out of the pool as after a failed request, one that does
+// is put back. The answer is reused for readyTTL, so that many probers cost
+// one dial.
+func (p *Proxy) Ready() bool {
+	if s := p.ready.Load(); s != nil && time.Since(s.at) < readyTTL {
+		return s.ok
+	}
+	p.readyMu.Lock()
+	defer p.readyMu.Unlock()
+	if s := p.ready.Load(); s != nil && time.Since(s.at) < readyTTL {
+		return s.ok
+	}
+	ok := p.probe()
+	p.ready.Store(&readyState{at: time.Now(), ok: ok})
+	return ok
+}
+
+const (
+	// readyTTL is how long a readiness answer is reused.
+	readyTTL = time.Second
+	// probeTimeout bounds one readiness dial.
+	probeTimeout = time.Second
+)
+
+// readyState is the last readiness answer and when it was found.
+type readyState struct {
+	at time.Time
+	ok bool
+}
+
+func (p *Proxy) probe() bool {
+	for _, u := range p.pool.ups {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		c, err := p.dialer.DialContext(ctx, "tcp", u.host)
+		cancel()
+		if err != nil {
+			if p.pool.takeOut(u) {
+				p.log.Warn().Str("upstream", u.name).Err(err).Msg("upstream taken out: readiness dial failed")
+			}
+			continue
+		}
+		c.Close()
+		// It accepts new connections, which is what being in service
+		// means.
+		u.downUntil.Store(0)
+		return true
+	}
+	return false
+}
 
 // Close closes the idle upstream connections and the WebSocket tunnels open
 // at the time. It does not stop the Proxy: a later request opens new
