@@ -1,0 +1,135 @@
+package gateway
+
+// The per-request dispatch: which entry path a request came by, and what
+// the gateway answers itself (SPEC §1, §4).
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// serveHTTP is the handler net/http runs for every HTTP/1.x request and for
+// every stream of a prior-knowledge connection.
+func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	ci := connInfoFrom(r.Context())
+	if r.ProtoMajor == 2 && !isH1PRI(w, r) {
+		// net/http handed the connection to x/net: prior knowledge, or
+		// ALPN "h2" on a caller's TLS server. Upgraded connections run
+		// streamHandler instead and never come here.
+		path := PathPriorKnowledge
+		if r.TLS != nil {
+			path = PathH2
+		}
+		if ci != nil && ci.pathIfUnset(path) {
+			g.emit(Event{Kind: EventConnOpen, Path: path})
+		}
+		g.serveHTTP2(w, r, path)
+		return
+	}
+
+	first := ci == nil || ci.pathIfUnset(PathH1)
+	if first && ci != nil {
+		g.emit(Event{Kind: EventConnOpen, Path: PathH1})
+	}
+	if r.Method == "PRI" {
+		g.servePRI(w, r, first)
+		return
+	}
+	if !headerHasToken(r.Header["Upgrade"], "h2c") {
+		// Not an h2c upgrade attempt (Upgrade: h2 or websocket, or none):
+		// plain HTTP/1.1.
+		g.next.ServeHTTP(w, r)
+		return
+	}
+
+	payload, reason, err := g.classify(r)
+	if reason != "" {
+		g.decline(w, r, reason, err)
+		return
+	}
+	body, reason, err := g.readUpgradeBody(w, r)
+	if err != nil {
+		return // answered by readUpgradeBody
+	}
+	if reason != "" {
+		g.decline(w, r, reason, nil)
+		return
+	}
+	g.upgrade(w, r, ci, payload, body)
+}
+
+// isH1PRI reports whether r is "PRI * HTTP/2.0" read by net/http's HTTP/1.1
+// parser, which passes it to handlers with ProtoMajor 2 (for the deprecated
+// h2c package's sake). Only HTTP/1.1 response writers can be hijacked.
+func isH1PRI(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != "PRI" || r.RequestURI != "*" {
+		return false
+	}
+	_, h1 := w.(http.Hijacker)
+	return h1
+}
+
+// servePRI answers "PRI * HTTP/2.0" that reached the HTTP/1.1 parser: net/http
+// takes the preface at the very start of a connection (when prior knowledge is
+// on) before any request is parsed, so anything here is either the preface
+// with prior knowledge switched off, a mangled preface, or a preface after
+// the first request, where RFC 9113 §3.4 gives it no meaning.
+func (g *Gateway) servePRI(w http.ResponseWriter, r *http.Request, first bool) {
+	w.Header().Set("Connection", "close")
+	if first && g.cfg.DisablePriorKnowledge {
+		g.answer(w, r, Event{Kind: EventProtocolError, Path: PathH1, Reason: ReasonPriorKnowledgeDisabled},
+			http.StatusHTTPVersionNotSupported, "HTTP/2 with prior knowledge is not served here")
+		return
+	}
+	g.answer(w, r, Event{Kind: EventProtocolError, Path: PathH1, Reason: ReasonLatePreface},
+		http.StatusBadRequest, "the HTTP/2 preface is only valid as the first bytes of a connection")
+}
+
+// answer writes a response the gateway gives itself, never the wrapped
+// handler's, and reports it with its status and request, so that whatever
+// logs and counts requests sees these too (SPEC §7: one access line per
+// request).
+func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, e Event, status int, msg string) {
+	ev := g.log.Debug()
+	if e.Kind == EventUpgradeRejected {
+		ev = g.log.Warn()
+	}
+	ev = ev.Str("reason", string(e.Reason)).Str("via", string(e.Path)).Str("remote", r.RemoteAddr).Int("status", status)
+	if e.Err != nil {
+		ev = ev.Err(e.Err)
+	}
+	ev.Msg(e.Kind.String())
+	e.Status, e.Request = status, r
+	g.emit(e)
+	http.Error(w, msg, status)
+}
+
+// serveHTTP2 serves one HTTP/2 request on any entry path, after rejecting
+// upgrade signals: HTTP/2 removed the Upgrade mechanism, and a request that
+// carries its fields is malformed (RFC 9113 §8.2.2). x/net answers 400 to
+// Connection and Upgrade itself before any handler runs; HTTP2-Settings
+// reaches here.
+func (g *Gateway) serveHTTP2(w http.ResponseWriter, r *http.Request, path EntryPath) {
+	if k := hasUpgradeSignal(r.Header); k != "" {
+		g.answer(w, r, Event{Kind: EventUpgradeRejected, Path: path, Reason: ReasonUpgradeOnHTTP2,
+			Err: fmt.Errorf("field %s on an HTTP/2 request", k)},
+			http.StatusBadRequest, "upgrade fields are not allowed in HTTP/2 (RFC 9113 §8.2.2)")
+		return
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+func (g *Gateway) protocolError(r *http.Request, path EntryPath, reason Reason, err error) {
+	g.protocolErrorFrom(r.RemoteAddr, path, reason, err)
+}
+
+// protocolErrorFrom is protocolError for a connection whose request is no
+// longer kept: only its remote address is.
+func (g *Gateway) protocolErrorFrom(remote string, path EntryPath, reason Reason, err error) {
+	ev := g.log.Debug().Str("reason", string(reason)).Str("via", string(path)).Str("remote", remote)
+	if err != nil {
+		ev = ev.Err(err)
+	}
+	ev.Msg("protocol error")
+	g.emit(Event{Kind: EventProtocolError, Path: path, Reason: reason, Err: err})
+}
