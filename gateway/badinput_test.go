@@ -560,19 +560,7 @@ func TestUpgradeSignalsOnHTTP2NoLeak(t *testing.T) {
 		t.Run(string(path), func(t *testing.T) {
 			tg := startGateway(t, Config{})
 			lc := startLeakCheck(t)
-			c := dial(t, tg.addr)
-			var h *h2client
-			if path == PathUpgrade {
-				br := bufio.NewReader(c)
-				io.WriteString(c, upgradeHead("GET", "/one"))
-				expect101(t, br)
-				h = newH2Client(t, c, br)
-				h.preface()
-			} else {
-				h = newH2Client(t, c, nil)
-				h.preface()
-				h.get(1, "/one")
-			}
+			h := openHTTP2(t, tg.addr, path, "/one")
 			ids := []uint32{1}
 			for i, f := range bad {
 				id := uint32(3 + 4*i)
@@ -598,7 +586,7 @@ func TestUpgradeSignalsOnHTTP2NoLeak(t *testing.T) {
 				t.Errorf("stream 1: %+v; want 200", resps[1])
 			}
 			waitFor(t, "upgrade_on_http2", func() bool { return tg.events.has(EventUpgradeRejected, ReasonUpgradeOnHTTP2) })
-			c.Close()
+			h.c.Close()
 			lc.done()
 			tg.rec.mu.Lock()
 			for _, s := range tg.rec.reqs {

@@ -239,6 +239,26 @@ func expect101(t *testing.T, br *bufio.Reader) {
 	}
 }
 
+// openHTTP2 opens an HTTP/2 connection to addr by the given entry path with
+// stream 1 (GET target) in flight: the upgrade's own request, or a first
+// request after the prior-knowledge preface.
+func openHTTP2(t *testing.T, addr string, path EntryPath, target string) *h2client {
+	t.Helper()
+	c := dial(t, addr)
+	if path == PathUpgrade {
+		br := bufio.NewReader(c)
+		io.WriteString(c, upgradeHead("GET", target))
+		expect101(t, br)
+		h := newH2Client(t, c, br)
+		h.preface()
+		return h
+	}
+	h := newH2Client(t, c, nil)
+	h.preface()
+	h.get(1, target)
+	return h
+}
+
 // headerBlock encodes fields, pseudo-fields first, for a HEADERS frame.
 func (h *h2client) headerBlock(fields ...string) []byte {
 	h.hbuf.Reset()

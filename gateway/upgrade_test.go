@@ -599,19 +599,7 @@ func TestUpgradeSignalsOnHTTP2(t *testing.T) {
 		for _, f := range fields {
 			t.Run(string(path)+"/"+f[0], func(t *testing.T) {
 				tg := startGateway(t, Config{})
-				c := dial(t, tg.addr)
-				var h *h2client
-				if path == PathUpgrade {
-					br := bufio.NewReader(c)
-					io.WriteString(c, upgradeHead("GET", "/one"))
-					expect101(t, br)
-					h = newH2Client(t, c, br)
-					h.preface()
-				} else {
-					h = newH2Client(t, c, nil)
-					h.preface()
-					h.get(1, "/one")
-				}
+				h := openHTTP2(t, tg.addr, path, "/one")
 				h.get(3, "/bad", f...)
 				h.get(5, "/good")
 				resps, _, err := h.readUntil(ended(1, 3, 5))
