@@ -108,10 +108,12 @@ func (g *Group) Start(name string, argv []string, o Options) (*Proc, error) {
 // reap waits for the process, owned by Start: it exits when the process does.
 func (p *Proc) reap() {
 	p.waitErr = p.Cmd.Wait()
-	close(p.done)
+	// Leave the group before announcing the exit, so that whoever waited
+	// on done (StopAll) sees Running without this process.
 	p.g.mu.Lock()
 	delete(p.g.procs, p)
 	p.g.mu.Unlock()
+	close(p.done)
 }
 
 // Pid is the process id (also its process group id).
