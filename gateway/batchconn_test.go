@@ -186,3 +186,30 @@ func TestBatchConnClose(t *testing.T) {
 		}
 	})
 }
+
+func TestBatchConnPrime(t *testing.T) {
+	// Primed bytes lead the first write...
+	raw := newGatedConn()
+	bc := newBatchConn(raw)
+	bc.prime("101|")
+	bc.Write([]byte("SETTINGS"))
+	pxWaitFor(t, raw.entered, "the first write")
+	raw.release <- nil
+	bc.idle(t)
+	if got, want := strings.Join(raw.writes(), "/"), "101|SETTINGS"; got != want {
+		t.Errorf("writes: got %q; want %q", got, want)
+	}
+
+	// ...and are written by Close when nothing followed them.
+	raw = newGatedConn()
+	bc = newBatchConn(raw)
+	bc.prime("101|")
+	closed := make(chan error, 1)
+	go func() { closed <- bc.Close() }()
+	pxWaitFor(t, raw.entered, "the write of the primed bytes")
+	raw.release <- nil
+	pxWaitFor(t, closed, "Close")
+	if got, want := strings.Join(raw.writes(), "/"), "101|"; got != want {
+		t.Errorf("writes before close: got %q; want %q", got, want)
+	}
+}

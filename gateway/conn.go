@@ -34,6 +34,9 @@ type upgradedConn struct {
 	// after it has registered the connection for graceful shutdown.
 	started   atomic.Bool
 	onStarted func()
+	// onFirstWriteError reports a failure of the first write, which
+	// carries the 101 (serveUpgraded primes the batch with it).
+	onFirstWriteError func(error)
 }
 
 func (c *upgradedConn) Read(p []byte) (int, error) {
@@ -86,10 +89,15 @@ func (c *upgradedConn) read(p []byte) (int, error) {
 }
 
 func (c *upgradedConn) Write(p []byte) (int, error) {
-	if !c.started.Load() && c.started.CompareAndSwap(false, true) && c.onStarted != nil {
+	first := !c.started.Load() && c.started.CompareAndSwap(false, true)
+	if first && c.onStarted != nil {
 		c.onStarted()
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if first && err != nil && c.onFirstWriteError != nil {
+		c.onFirstWriteError(err)
+	}
+	return n, err
 }
 
 // tracker follows the connections the gateway hijacked, which net/http's
@@ -211,6 +219,14 @@ func newBatchConn(c net.Conn) *batchConn {
 	return bc
 }
 
+// prime queues b to lead the first write, without starting a flush: it
+// leaves with whatever is written next. Called before the connection is
+// shared.
+func (c *batchConn) prime(b string) {
+	c.queue = batchBuffers.Get().(*[]byte)
+	*c.queue = append(*c.queue, b...)
+}
+
 func (c *batchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -265,11 +281,19 @@ func putBatchBuffer(b *[]byte) {
 	batchBuffers.Put(b)
 }
 
-// Close waits for the queued bytes to be written, at most batchCloseWait
+// Close writes what is queued and waits for it, at most batchCloseWait
 // (then the connection is closed under the flusher's write, which ends it),
 // and closes the connection.
 func (c *batchConn) Close() error {
 	c.mu.Lock()
+	if !c.flushing && c.queue != nil && c.err == nil {
+		// Queued and never flushed: a primed 101 when x/net ends the
+		// connection (a bad preface) before its own first write has
+		// reached Write. The client still gets its 101 (RFC 9113 §3.2:
+		// the upgrade took place) before the close.
+		c.flushing = true
+		go c.flush()
+	}
 	if c.flushing {
 		t := time.AfterFunc(batchCloseWait, func() { _ = c.Conn.Close() })
 		for c.flushing {

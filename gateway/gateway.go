@@ -94,11 +94,12 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	}
 	// Prior-knowledge connections reach x/net through net/http's
 	// "unencrypted_http2" handoff, inside a *tls.Conn: x/net gets them
-	// behind a batchConn (conn.go), as it gets upgraded ones.
+	// behind a batchConn (conn.go) and a readAheadConn (readahead.go), as
+	// it gets upgraded ones.
 	if serve, ok := hs.TLSNextProto["unencrypted_http2"]; ok {
 		hs.TLSNextProto["unencrypted_http2"] = func(s *http.Server, tc *tls.Conn, h http.Handler) {
 			if u, ok := tc.NetConn().(interface{ UnencryptedNetConn() net.Conn }); ok {
-				tc = tls.Client(unencryptedConn{conn: newBatchConn(u.UnencryptedNetConn())}, nil)
+				tc = tls.Client(unencryptedConn{conn: newBatchConn(newReadAheadConn(u.UnencryptedNetConn()))}, nil)
 			}
 			serve(s, tc, h)
 		}

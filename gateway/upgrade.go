@@ -67,10 +67,6 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		g.protocolError(r, PathH1, ReasonWrite101, err)
 		return
 	}
-	if _, err := io.WriteString(conn, response101); err != nil {
-		g.protocolError(r, PathH1, ReasonWrite101, err)
-		return
-	}
 	_ = conn.SetWriteDeadline(time.Time{})
 
 	// Whatever the client sent after the request — its preface, SETTINGS,
@@ -85,12 +81,15 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	// the remote address, not the request (its header, URL and body).
 	remote := r.RemoteAddr
 	uc := &upgradedConn{
-		Conn:           conn,
+		Conn:           newReadAheadConn(conn),
 		pending:        pending,
 		onStarted:      g.conns.started,
 		prefaceTimeout: g.cfg.prefaceTimeout(),
 		onBadPreface: func(reason Reason, err error) {
 			g.protocolErrorFrom(remote, PathUpgrade, reason, err)
+		},
+		onFirstWriteError: func(err error) {
+			g.protocolErrorFrom(remote, PathH1, ReasonWrite101, err)
 		},
 	}
 	started = true
@@ -109,15 +108,20 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	// connection keeps its values without its cancellation.
 	ctx := context.WithoutCancel(r.Context())
 	first := stream1Request(r.WithContext(ctx), body)
-	go g.serveUpgraded(ctx, uc, first, payload)
+	go g.serveUpgraded(ctx, conn, uc, first, payload)
 }
 
 // serveUpgraded runs x/net's server on an upgraded connection until it ends.
 // The connection is tracked from before its hijack, so Shutdown waits for this
 // goroutine's connection and closes it when the grace period ends.
-func (g *Gateway) serveUpgraded(ctx context.Context, uc *upgradedConn, first *http.Request, payload settings.Payload) {
-	// x/net's writes are batched (batchConn); its reads go to uc.
-	g.h2.ServeConn(newBatchConn(uc), &http2.ServeConnOpts{
+func (g *Gateway) serveUpgraded(ctx context.Context, conn net.Conn, uc *upgradedConn, first *http.Request, payload settings.Payload) {
+	// x/net's writes are batched (batchConn); its reads go to uc. The 101
+	// opens the batch, so that it leaves in one write(2) with x/net's
+	// SETTINGS (RFC 9113 §3.2: the server's first HTTP/2 frame follows
+	// the 101 at once), rather than as a segment of its own.
+	bc := newBatchConn(uc)
+	bc.prime(response101)
+	g.h2.ServeConn(bc, &http2.ServeConnOpts{
 		Context:        ctx,
 		BaseConfig:     g.hs,
 		Handler:        newStreamHandler(g, first),
@@ -127,7 +131,7 @@ func (g *Gateway) serveUpgraded(ctx context.Context, uc *upgradedConn, first *ht
 		// own timeout rather than x/net's fixed 10s.
 		SawClientPreface: true,
 	})
-	g.conns.remove(uc.Conn, !uc.started.Load())
+	g.conns.remove(conn, !uc.started.Load())
 	g.emit(Event{Kind: EventConnClose, Path: PathUpgrade})
 }
 
