@@ -25,11 +25,16 @@ import (
 type readAheadConn struct {
 	net.Conn
 	rc syscall.RawConn
+	// fill is c.fillFrom, made once: rc.Read takes a func, and a closure
+	// made per read would be allocated per read.
+	fill func(fd uintptr) bool
 	// buf holds bytes read and not yet returned, (*buf)[off:]; nil when
-	// there are none. Touched only by the reading goroutine (x/net has
-	// one per connection).
+	// there are none. err is what the last fill met instead of bytes.
+	// Touched only by the reading goroutine (x/net has one per
+	// connection).
 	buf *[]byte
 	off int
+	err error
 }
 
 // readAheadSize is the most a read takes from the socket at once: a few
@@ -50,71 +55,64 @@ func newReadAheadConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &readAheadConn{Conn: c, rc: rc}
+	ra := &readAheadConn{Conn: c, rc: rc}
+	ra.fill = ra.fillFrom
+	return ra
 }
 
 func (c *readAheadConn) Read(p []byte) (int, error) {
-	if c.buf != nil {
-		n := copy(p, (*c.buf)[c.off:])
-		c.off += n
-		if c.off == len(*c.buf) {
-			c.release()
+	if c.buf == nil {
+		if len(p) == 0 {
+			return 0, nil
 		}
-		return n, nil
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if len(p) >= readAheadSize {
-		return c.Conn.Read(p)
-	}
-	var (
-		got  *[]byte
-		rerr error
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		b := readAheadBuffers.Get().(*[]byte)
-		for {
-			n, err := syscall.Read(int(fd), (*b)[:readAheadSize])
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				// Nothing yet: wait without holding the buffer.
-				readAheadBuffers.Put(b)
-				return false
-			case err != nil:
-				readAheadBuffers.Put(b)
-				rerr = os.NewSyscallError("read", err)
-				return true
-			case n == 0:
-				readAheadBuffers.Put(b)
-				rerr = io.EOF
-				return true
-			}
-			*b = (*b)[:n]
-			got = b
-			return true
+		if len(p) >= readAheadSize {
+			return c.Conn.Read(p)
 		}
-	})
-	if err != nil {
-		// Closed, or past the read deadline: net's own error, which
-		// says so (net.ErrClosed, os.ErrDeadlineExceeded).
-		return 0, err
-	}
-	if rerr != nil {
-		if rerr == io.EOF {
-			return 0, io.EOF
+		c.err = nil
+		if err := c.rc.Read(c.fill); err != nil {
+			// Closed, or past the read deadline: net's own error,
+			// which says so (net.ErrClosed, os.ErrDeadlineExceeded).
+			return 0, err
 		}
-		return 0, &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: rerr}
+		if c.err != nil {
+			return 0, c.err
+		}
 	}
-	c.buf, c.off = got, 0
-	n := copy(p, *got)
-	c.off = n
-	if c.off == len(*got) {
+	n := copy(p, (*c.buf)[c.off:])
+	c.off += n
+	if c.off == len(*c.buf) {
 		c.release()
 	}
 	return n, nil
+}
+
+// fillFrom is rc.Read's callback, run when the poller says fd may be
+// readable: it reads into a pooled buffer (c.buf) or records what it met
+// instead (c.err), and reports false, to be called again once fd is
+// readable, when there was nothing yet — without keeping the buffer.
+func (c *readAheadConn) fillFrom(fd uintptr) bool {
+	b := readAheadBuffers.Get().(*[]byte)
+	for {
+		n, err := syscall.Read(int(fd), (*b)[:readAheadSize])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			readAheadBuffers.Put(b)
+			return false
+		case err != nil:
+			readAheadBuffers.Put(b)
+			c.err = &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+			return true
+		case n == 0:
+			readAheadBuffers.Put(b)
+			c.err = io.EOF
+			return true
+		}
+		*b = (*b)[:n]
+		c.buf, c.off = b, 0
+		return true
+	}
 }
 
 func (c *readAheadConn) release() {
