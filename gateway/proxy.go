@@ -216,7 +216,13 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	h2t.ConnPool = nil
 	h2t.AllowHTTP = true // prior knowledge for http:// URLs (RFC 9113 §3.3)
 	h2t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return p.dial(ctx, network, addr)
+		c, err := p.dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		// The client reads frames as the server does, in two calls
+		// each: one read(2) per burst of responses instead.
+		return newReadAheadConn(c), nil
 	}
 	p.h2c = h2t
 
