@@ -62,12 +62,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 
 	// net/http leaves nothing unflushed before a hijack unless the handler
 	// wrote; flush it all the same so that nothing precedes the 101.
-	_ = conn.SetWriteDeadline(time.Now().Add(g.cfg.prefaceTimeout()))
-	if err := brw.Writer.Flush(); err != nil {
-		g.protocolError(r, PathH1, ReasonWrite101, err)
-		return
+	if brw.Writer.Buffered() > 0 {
+		_ = conn.SetWriteDeadline(time.Now().Add(g.cfg.prefaceTimeout()))
+		if err := brw.Writer.Flush(); err != nil {
+			g.protocolError(r, PathH1, ReasonWrite101, err)
+			return
+		}
+		_ = conn.SetWriteDeadline(time.Time{})
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
 
 	// Whatever the client sent after the request — its preface, SETTINGS,
 	// more streams — is already in net/http's reader; keep it, and let the
