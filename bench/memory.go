@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/h2cgw/h2cgw/bench/internal/proc"
 )
 
 const mib = 1 << 20
@@ -70,21 +72,11 @@ func (b *bench) scenarioIdle(ctx context.Context) error {
 }
 
 func (b *bench) idleOnce(ctx context.Context, c *contender, n int) (map[string]float64, error) {
-	s, err := c.start(ctx)
+	s, before, err := b.startSettled(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	if err := b.warmServer(ctx, s, c.path); err != nil {
-		return nil, fmt.Errorf("warm-up: %w", err)
-	}
-	if err := sleepCtx(ctx, b.opt.settle); err != nil {
-		return nil, err
-	}
-	before, err := s.mem()
-	if err != nil {
-		return nil, err
-	}
 	h, lr, err := b.holdConnections(ctx, s.addr, 3*time.Minute, "-n", fmt.Sprint(n), "-c", "64", "-path", c.path)
 	if err != nil {
 		return nil, err
@@ -166,21 +158,11 @@ func (b *bench) scenarioBodies(ctx context.Context) error {
 }
 
 func (b *bench) bodiesOnce(ctx context.Context, c *contender, n, size int) (map[string]float64, error) {
-	s, err := c.start(ctx)
+	s, before, err := b.startSettled(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	if err := b.warmServer(ctx, s, c.path); err != nil {
-		return nil, fmt.Errorf("warm-up: %w", err)
-	}
-	if err := sleepCtx(ctx, b.opt.settle); err != nil {
-		return nil, err
-	}
-	before, err := s.mem()
-	if err != nil {
-		return nil, err
-	}
 	lr, err := b.upgradeload(ctx, s.addr, 5*time.Minute,
 		"-mode", "body", "-n", fmt.Sprint(n), "-size", fmt.Sprint(size), "-c", "64", "-timeout", "60s", "-path", c.path)
 	if err != nil {
@@ -205,4 +187,29 @@ func (b *bench) bodiesOnce(ctx context.Context, c *contender, n, size int) (map[
 		"h1":       float64(lr.H1),
 		"errors":   float64(lr.Errors),
 	}, nil
+}
+
+// startSettled starts a fresh server for c, warms it with a few upgrades,
+// lets it settle, and returns it with its memory at that point: the baseline
+// of scenarios 5 and 6. On error nothing is left running.
+func (b *bench) startSettled(ctx context.Context, c *contender) (*server, proc.Mem, error) {
+	s, err := c.start(ctx)
+	if err != nil {
+		return nil, proc.Mem{}, err
+	}
+	fail := func(err error) (*server, proc.Mem, error) {
+		s.stop()
+		return nil, proc.Mem{}, err
+	}
+	if err := b.warmServer(ctx, s, c.path); err != nil {
+		return fail(fmt.Errorf("warm-up: %w", err))
+	}
+	if err := sleepCtx(ctx, b.opt.settle); err != nil {
+		return fail(err)
+	}
+	before, err := s.mem()
+	if err != nil {
+		return fail(err)
+	}
+	return s, before, nil
 }
