@@ -17,21 +17,32 @@ import (
 // buffered before the hijack: dropping them would lose frames (RFC 7540 §3.2
 // lets the client send its preface at once after the request).
 //
-// It also checks the client preface (RFC 9113 §3.4) on x/net's behalf, under
-// the gateway's own timeout: x/net's server fixes its own at 10s. A wrong
-// preface ends the read with a PROTOCOL_ERROR connection error, which x/net
-// answers with GOAWAY while stream 1 may still finish its response.
+// It also checks the client preface (RFC 9113 §3.4) on the server's behalf,
+// under the gateway's own timeout: both HTTP/2 implementations fix theirs at
+// 10s. Bytes that are not the preface are replaced, for the server, by
+// notSettingsFrame: the server was told it had seen the preface
+// (ServeConnOpts.SawClientPreface), so that frame stands where the SETTINGS
+// frame that ends a client preface must be, and either implementation
+// answers it as RFC 9113 §3.4 requires of an invalid preface: GOAWAY
+// PROTOCOL_ERROR, while stream 1 may still finish its response. What the
+// client sends after that is read and dropped until the server closes the
+// connection. A client that stalls or leaves inside the preface gets no
+// GOAWAY: the read error closes the connection.
 type upgradedConn struct {
 	net.Conn
 	// pending holds the bytes net/http had buffered past the upgrade
-	// request. It, prefaceOK and the preface fields are touched only by
-	// x/net's single reader goroutine.
+	// request; prefaceOK, prefaceTimeout and rejected belong to the preface
+	// check. All are touched only by the server's single reader goroutine.
 	pending        []byte
 	prefaceOK      bool
 	prefaceTimeout time.Duration
-	onBadPreface   func(Reason, error)
-	// started is set by the first Write: x/net writes its SETTINGS only
-	// after it has registered the connection for graceful shutdown.
+	// rejected holds what is left to hand the server of notSettingsFrame
+	// after a bad preface; non-nil once the preface was rejected.
+	rejected     []byte
+	onBadPreface func(Reason, error)
+	// started is set by the first Write: the HTTP/2 server writes its
+	// SETTINGS only after it has registered the connection for graceful
+	// shutdown.
 	started   atomic.Bool
 	onStarted func()
 	// onFirstWriteError reports a failure of the first write, which
@@ -39,17 +50,28 @@ type upgradedConn struct {
 	onFirstWriteError func(error)
 }
 
+// notSettingsFrame is a PING frame (RFC 9113 §6.7) with an all-zero opaque
+// payload: a well-formed frame that is not SETTINGS, which the server must
+// treat as a connection error of type PROTOCOL_ERROR when it comes first
+// (RFC 9113 §3.4).
+const notSettingsFrame = "\x00\x00\x08\x06\x00\x00\x00\x00\x00" + "\x00\x00\x00\x00\x00\x00\x00\x00"
+
 func (c *upgradedConn) Read(p []byte) (int, error) {
 	if !c.prefaceOK {
-		if err := c.readPreface(); err != nil {
-			return 0, err
+		if c.rejected == nil {
+			if err := c.readPreface(); err != nil {
+				return 0, err
+			}
+		}
+		if c.rejected != nil {
+			return c.readRejected(p)
 		}
 	}
 	return c.read(p)
 }
 
 // readPreface consumes the 24-octet client preface, under a deadline set
-// only now: x/net clears read deadlines when it takes the connection.
+// only now: the HTTP/2 server clears deadlines when it takes the connection.
 func (c *upgradedConn) readPreface() error {
 	_ = c.Conn.SetReadDeadline(time.Now().Add(c.prefaceTimeout))
 	var got [len(http2.ClientPreface)]byte
@@ -66,10 +88,29 @@ func (c *upgradedConn) readPreface() error {
 		return err
 	case string(got[:]) != http2.ClientPreface:
 		c.onBadPreface(ReasonBadPreface, nil)
-		return http2.ConnectionError(http2.ErrCodeProtocol)
+		c.rejected = []byte(notSettingsFrame)
+		return nil
 	}
 	c.prefaceOK = true
 	return nil
+}
+
+// readRejected hands the server notSettingsFrame, then drops whatever the
+// client sends until the connection ends: none of it is HTTP/2, and none of
+// it may reach the server as a frame.
+func (c *upgradedConn) readRejected(p []byte) (int, error) {
+	if len(c.rejected) > 0 {
+		n := copy(p, c.rejected)
+		c.rejected = c.rejected[n:]
+		return n, nil
+	}
+	c.pending = nil
+	var scratch [512]byte
+	for {
+		if _, err := c.Conn.Read(scratch[:]); err != nil {
+			return 0, err
+		}
+	}
 }
 
 type readerFunc func([]byte) (int, error)
@@ -307,14 +348,3 @@ func (c *batchConn) Close() error {
 	c.mu.Unlock()
 	return c.Conn.Close()
 }
-
-// unencryptedConn carries a connection where net/http hands a
-// prior-knowledge connection to x/net: inside a *tls.Conn, whose NetConn has
-// the UnencryptedNetConn method x/net looks for
-// (unencryptedNetConnFromTLSConn). Configure passes a batchConn this way.
-type unencryptedConn struct {
-	net.Conn // nil: only UnencryptedNetConn is called
-	conn     net.Conn
-}
-
-func (c unencryptedConn) UnencryptedNetConn() net.Conn { return c.conn }

@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,6 +31,9 @@ type Gateway struct {
 	// infos maps each open, not hijacked connection to its connInfo, so
 	// ConnState can report its end with its entry path.
 	infos sync.Map // net.Conn → *connInfo
+	// priorKnowledgeWrapped counts the prior-knowledge connections
+	// wrapPriorKnowledge wrapped; the seam test reads it.
+	priorKnowledgeWrapped atomic.Int64
 }
 
 // New returns a Gateway serving h, with an http.Server built from cfg's
@@ -62,13 +65,16 @@ func New(h http.Handler, cfg Config) *Gateway {
 // Configure makes the caller's hs serve h2c: its Handler is wrapped so that
 // h2c upgrades are performed and upgrade signals on HTTP/2 rejected, HTTP/2
 // with prior knowledge is switched on in hs.Protocols (unless disabled), and
-// x/net's HTTP/2 server is attached so that hs.Shutdown sends GOAWAY. It is a
+// the HTTP/2 server is attached (http2.ConfigureServer) so that hs.Shutdown
+// sends GOAWAY. It is a
 // superset of x/net's deprecated h2c.NewHandler: call it once, before serving,
 // and stop with the returned Gateway's Shutdown rather than hs.Shutdown, so
 // that upgraded connections are drained too.
 //
-// Configure keeps hs's timeouts and limits; cfg's HTTP/2 fields apply where
-// non-zero, and MaxReadFrameSize defaults to 16384. A nil hs.Handler serves
+// Configure keeps hs's timeouts and limits. hs.HTTP2 is replaced by a copy
+// whose zero fields among MaxConcurrentStreams, MaxReadFrameSize and the two
+// receive buffers take cfg's values (so MaxReadFrameSize defaults to 16384),
+// and whose CountError also reports to the gateway. A nil hs.Handler serves
 // http.DefaultServeMux.
 func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	if hs.TLSNextProto != nil {
@@ -81,29 +87,18 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 		next = http.DefaultServeMux
 	}
 	g := &Gateway{cfg: cfg, next: next, hs: hs, log: cfg.Logger}
-	g.h2 = &http2.Server{
-		MaxConcurrentStreams:         cfg.maxConcurrentStreams(),
-		MaxReadFrameSize:             cfg.maxReadFrameSize(),
-		MaxUploadBufferPerStream:     cfg.streamWindow(),
-		MaxUploadBufferPerConnection: cfg.connWindow(),
-		IdleTimeout:                  hs.IdleTimeout,
-		CountError:                   g.countHTTP2Error,
-	}
+	// The HTTP/2 limits go through net/http's documented HTTP2Config, which
+	// both HTTP/2 implementations read (x/net config.go; net/http
+	// http2.go, mergeHTTP2Config): the caller's non-zero values win.
+	hs.HTTP2 = g.http2Config(hs.HTTP2)
+	g.h2 = &http2.Server{}
 	if err := http2.ConfigureServer(hs, g.h2); err != nil {
 		return nil, err
 	}
-	// Prior-knowledge connections reach x/net through net/http's
-	// "unencrypted_http2" handoff, inside a *tls.Conn: x/net gets them
-	// behind a batchConn (conn.go) and a readAheadConn (readahead.go), as
-	// it gets upgraded ones.
-	if serve, ok := hs.TLSNextProto["unencrypted_http2"]; ok {
-		hs.TLSNextProto["unencrypted_http2"] = func(s *http.Server, tc *tls.Conn, h http.Handler) {
-			if u, ok := tc.NetConn().(interface{ UnencryptedNetConn() net.Conn }); ok {
-				tc = tls.Client(unencryptedConn{conn: newBatchConn(newReadAheadConn(u.UnencryptedNetConn()))}, nil)
-			}
-			serve(s, tc, h)
-		}
-	}
+	// Prior-knowledge connections get the write batching and read-ahead
+	// that upgraded ones get, where the HTTP/2 implementation lets them
+	// (http2_xnet.go, http2_nethttp.go).
+	g.wrapPriorKnowledge()
 
 	// net/http answers "OPTIONS *" itself unless told not to, and
 	// "nghttp -u" upgrades with exactly that request (PITFALLS 6).
@@ -138,6 +133,9 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	}
 	userConnState := hs.ConnState
 	hs.ConnState = func(c net.Conn, s http.ConnState) {
+		if _, ok := c.(probeConn); ok {
+			return // AdvertisedSettings' own connection
+		}
 		if userConnState != nil {
 			userConnState(c, s)
 		}
@@ -145,6 +143,28 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	}
 	hs.Handler = http.HandlerFunc(g.serveHTTP)
 	return g, nil
+}
+
+// http2Config returns a copy of the caller's HTTP2Config (nil for none)
+// with the zero fields the gateway sets filled from its Config, and
+// CountError reporting to the gateway as well as to the caller's hook.
+func (g *Gateway) http2Config(user *http.HTTP2Config) *http.HTTP2Config {
+	var c http.HTTP2Config
+	if user != nil {
+		c = *user
+	}
+	c.MaxConcurrentStreams = orDefault(c.MaxConcurrentStreams, int(g.cfg.maxConcurrentStreams()))
+	c.MaxReadFrameSize = orDefault(c.MaxReadFrameSize, int(g.cfg.maxReadFrameSize()))
+	c.MaxReceiveBufferPerStream = orDefault(c.MaxReceiveBufferPerStream, int(g.cfg.streamWindow()))
+	c.MaxReceiveBufferPerConnection = orDefault(c.MaxReceiveBufferPerConnection, int(g.cfg.connWindow()))
+	userCount := c.CountError
+	c.CountError = func(errType string) {
+		if userCount != nil {
+			userCount(errType)
+		}
+		g.countHTTP2Error(errType)
+	}
+	return &c
 }
 
 // HTTPServer returns the http.Server the gateway serves with. Its fields must

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/h2cgw/h2cgw/settings"
@@ -109,7 +108,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	// HTTP/1.1 request's context ends when its handler returns, so the
 	// connection keeps its values without its cancellation.
 	ctx := context.WithoutCancel(r.Context())
-	first := stream1Request(r.WithContext(ctx), body)
+	first := stream1Request(r.WithContext(context.WithValue(ctx, stream1Key{}, true)), body)
 	go g.serveUpgraded(ctx, conn, uc, first, payload)
 }
 
@@ -125,8 +124,8 @@ func (g *Gateway) serveUpgraded(ctx context.Context, conn net.Conn, uc *upgraded
 	bc.prime(response101)
 	g.h2.ServeConn(bc, &http2.ServeConnOpts{
 		Context:        ctx,
-		BaseConfig:     g.hs,
-		Handler:        newStreamHandler(g, first),
+		BaseConfig:     g.serveConnBase(),
+		Handler:        streamHandler{g},
 		UpgradeRequest: first,
 		Settings:       payload,
 		// The preface is checked by upgradedConn, under the gateway's
@@ -158,32 +157,28 @@ func stream1Request(r *http.Request, body []byte) *http.Request {
 	return r1
 }
 
-// streamHandler is the handler x/net runs for every stream of an upgraded
-// connection: the same chain as every other request, so that nothing reaches
-// the wrapped handler without passing it, and never the upgrading handler
-// itself, so that no stream can upgrade again (PITFALLS 5).
-type streamHandler struct {
-	g *Gateway
-	// first is stream 1's request, which x/net hands back as given, until
-	// stream 1 starts: then it is dropped, so that a long-lived connection
-	// does not keep it (its header, URL, context) once answered.
-	first atomic.Pointer[http.Request]
-}
+// stream1Key marks stream 1's context. The handler cannot tell stream 1 by
+// its *http.Request: built with Go 1.27, net/http hands every stream's
+// handler a Request of its own (net/http http2.go, http2Handler), copied
+// from the one passed as ServeConnOpts.UpgradeRequest, context included.
+type stream1Key struct{}
 
-func newStreamHandler(g *Gateway, first *http.Request) *streamHandler {
-	sh := &streamHandler{g: g}
-	sh.first.Store(first)
-	return sh
-}
+// streamHandler is the handler the HTTP/2 server runs for every stream of an
+// upgraded connection: the same chain as every other request, so that
+// nothing reaches the wrapped handler without passing it, and never the
+// upgrading handler itself, so that no stream can upgrade again (x/net's
+// h2c package passes its own upgrading handler, so a stream could).
+type streamHandler struct{ g *Gateway }
 
-func (sh *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if sh.first.Load() == r && sh.first.CompareAndSwap(r, nil) {
-		// Stream 1's context is the HTTP/1.1 request's, which x/net does
-		// not cancel when the stream is reset or the connection dies
-		// (PITFALLS 16). x/net closes the CloseNotify channel on both.
+func (sh streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Context().Value(stream1Key{}) != nil {
+		// Stream 1's context is the one given with the upgrade request,
+		// which neither HTTP/2 implementation cancels when the stream is
+		// reset or the connection dies; both close the CloseNotify
+		// channel then.
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		//lint:ignore SA1019 CloseNotify is x/net's only signal of a reset stream 1.
+		//lint:ignore SA1019 CloseNotify is the only signal of a reset stream 1.
 		if cn, ok := w.(http.CloseNotifier); ok {
 			closed := cn.CloseNotify()
 			go func() {

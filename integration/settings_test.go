@@ -1,24 +1,27 @@
 package integration
 
 import (
-	"net/http"
 	"testing"
 
-	"github.com/h2cgw/h2cgw/settings"
 	"golang.org/x/net/http2"
 )
 
 // TestAdvertisedSettings: the first SETTINGS frame the binary writes, on
-// both HTTP/2 entry paths, is what settings.Advertised says x/net writes
-// for the binary's documented defaults (SPEC §7: MAX_FRAME_SIZE 16384, 250
-// concurrent streams, 64 KiB of headers, 1 MiB windows).
+// both HTTP/2 entry paths and with either HTTP/2 implementation, carries the
+// binary's documented defaults (README "Running it": MAX_FRAME_SIZE 16384, 250
+// concurrent streams, 64 KiB of headers plus 320 octets of field overhead,
+// 1 MiB windows) and no ENABLE_CONNECT_PROTOCOL.
 func TestAdvertisedSettings(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	want := settings.Advertised(
-		&http.Server{MaxHeaderBytes: 64 << 10},
-		&http2.Server{MaxReadFrameSize: 16384, MaxConcurrentStreams: 250, MaxUploadBufferPerStream: 1 << 20},
-	)
+	want := []http2.Setting{
+		{ID: http2.SettingMaxFrameSize, Val: 16384},
+		{ID: http2.SettingMaxConcurrentStreams, Val: 250},
+		{ID: http2.SettingMaxHeaderListSize, Val: 64<<10 + 320},
+		{ID: http2.SettingHeaderTableSize, Val: 4096},
+		{ID: http2.SettingInitialWindowSize, Val: 1 << 20},
+		{ID: http2.SettingNoRFC7540Priorities, Val: 1},
+	}
 
 	for _, tt := range []struct {
 		name    string

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
-	"github.com/h2cgw/h2cgw/settings"
 	"github.com/rs/zerolog"
 )
 
@@ -147,7 +146,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 		adminAddr = adminLn.Addr().String()
 		admin = newAdminServer(adminHandler(m.reg, rd, log), log)
 	}
-	logStartup(log, c, g, ln.Addr().String(), adminAddr, mode, upstreams)
+	logStartup(ctx, log, c, g, ln.Addr().String(), adminAddr, mode, upstreams)
 
 	// Each server's Serve returns when it is shut down or its listener
 	// fails; serve waits for both before it returns.
@@ -210,16 +209,25 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 }
 
 // logStartup writes the one "listening" line: the bound addresses (port 0
-// resolved) and the effective settings.
-func logStartup(log zerolog.Logger, c config, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
+// resolved), the effective settings, and the SETTINGS the HTTP/2 server
+// really sends, read from it.
+func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
 	adv := zerolog.Dict()
-	for _, s := range settings.Advertised(g.HTTPServer(), g.HTTP2Server()) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	settings, err := g.AdvertisedSettings(ctx)
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read the advertised HTTP/2 settings")
+	}
+	for _, s := range settings {
 		adv.Uint32(s.ID.String(), s.Val)
 	}
 	ev := log.Info().
 		Str("listen", listen).
 		Str("admin", admin).
 		Str("version", version).
+		Str("go", runtime.Version()).
+		Str("http2_engine", gateway.HTTP2Engine).
 		Str("mode", mode)
 	if mode == "gateway" {
 		ev = ev.Strs("upstreams", upstreams).Stringer("upstream_timeout", c.UpstreamTimeout)

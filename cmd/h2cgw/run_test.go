@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/h2cgw/h2cgw/gateway"
 )
 
 func TestRunEntryPaths(t *testing.T) {
@@ -108,6 +110,7 @@ func TestRunListeningLine(t *testing.T) {
 		"max_upgrade_body":       float64(64 << 10),
 		"upgrade":                true,
 		"prior_knowledge":        true,
+		"http2_engine":           gateway.HTTP2Engine,
 	} {
 		if line[k] != want {
 			t.Errorf("listening line %s = %v; want %v", k, line[k], want)
