@@ -8,7 +8,11 @@
 # or scrapes from outside the container (Kubernetes, Prometheus) publish it:
 # docker run --rm -p 8080:8080 -p 9901:9901 h2cgw --admin-listen :9901
 
-ARG GO_VERSION=1.26
+# The newest Go release line; the floating tag brings its newest patch
+# release, at or above the floor the binary checks at start-up (README
+# "Supported Go versions"). The image's GOTOOLCHAIN=local keeps that
+# toolchain: go.mod's toolchain line (go1.27.4) is never newer than it.
+ARG GO_VERSION=1.27
 
 FROM golang:${GO_VERSION} AS build
 WORKDIR /src

@@ -8,59 +8,73 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/h2cgw/h2cgw/internal/toolchain"
 )
 
-// The HTTP/2 server is x/net's, and net/http's HTTP/1.1 server is the Go
-// toolchain's: the gateway is only as hardened as those two. These floors
-// are the versions the hardening tests (abuse_test.go) were written against;
-// each fixes, among others:
+// The gateway is only as hardened as the code that parses for it: x/net
+// (the HTTP/2 server on Go 1.26, the h2c upstream transport, the framer),
+// the PROXY protocol reader, and the Go toolchain (net/http, and its HTTP/2
+// server from Go 1.27). These floors are the versions the hardening tests
+// were written against; each fixes, among others:
 //
-//   - golang.org/x/net v0.17.0: Rapid Reset, CVE-2023-44487 / CVE-2023-39325
-//     (GO-2023-2102); v0.23.0: CONTINUATION flood, CVE-2023-45288
-//     (GO-2024-2687); later releases up to v0.62.0: the later x/net advisories.
-//   - Go 1.26.6: the standard library's net/http and crypto fixes released
-//     up to it.
+//   - golang.org/x/net v0.17.0: Rapid Reset, CVE-2023-44487 (GO-2023-2102);
+//     v0.23.0: CONTINUATION flood, CVE-2023-45288 (GO-2024-2687); v0.60.0:
+//     the HTTP/2 half of the 2026 net/http fixes; v0.63.0: the wrapping
+//     transport h2c upstreams use on Go 1.27.
+//   - github.com/pires/go-proxyproto v0.16.0.
+//   - Go: internal/toolchain lists the floor of each release line.
 //
 // Raise them together with go.mod; never lower them. govulncheck
 // (scripts/govulncheck.sh) checks for newer advisories where its database
 // can be reached; this guard stands where it cannot.
-const (
-	minXNet = "v0.62.0"
-	minGo   = "go1.26.6"
-)
+var minModules = map[string]string{
+	"golang.org/x/net":               "v0.63.0",
+	"github.com/pires/go-proxyproto": "v0.16.0",
+}
 
-// TestGuardVersions fails when the build links an x/net older than minXNet
-// or was built by a Go toolchain older than minGo.
+// minGoLine is the floor go.mod's go line must hold, so that no toolchain
+// below it builds the module at all.
+const minGoLine = "1.26.11"
+
+// TestGuardVersions fails when the build uses a module older than its floor
+// in minModules, when go.mod's go line is below minGoLine, or when the test
+// runs on a toolchain below its release line's floor.
 func TestGuardVersions(t *testing.T) {
-	got, from := xnetVersion(t)
-	if got == "" {
-		t.Fatalf("golang.org/x/net: no version found (%s); a directory replacement cannot be checked", from)
+	for path, min := range minModules {
+		got, from := moduleVersion(t, path)
+		if got == "" {
+			t.Errorf("%s: no version found (%s); a directory replacement cannot be checked", path, from)
+		} else if semverLess(got, min) {
+			t.Errorf("%s %s (from %s); want at least %s", path, got, from, min)
+		} else {
+			t.Logf("%s %s (from %s) ≥ %s", path, got, from, min)
+		}
 	}
-	if semverLess(got, minXNet) {
-		t.Errorf("golang.org/x/net %s (from %s); want at least %s (CVE-2023-44487, CVE-2023-45288 and later HTTP/2 advisories)", got, from, minXNet)
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goLine := ""
+	for _, line := range strings.Split(string(mod), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "go" {
+			goLine = f[1]
+		}
+	}
+	if version.Compare("go"+goLine, "go"+minGoLine) < 0 {
+		t.Errorf("go.mod: go %s; want at least %s", goLine, minGoLine)
+	}
+	if err := toolchain.Check(runtime.Version()); err != nil {
+		t.Error(err)
 	} else {
-		t.Logf("golang.org/x/net %s (from %s) ≥ %s", got, from, minXNet)
-	}
-
-	v := runtime.Version()
-	if !version.IsValid(v) {
-		// A development toolchain ("devel go1.27-…") is newer than any
-		// release it could be compared with.
-		t.Logf("toolchain %s is not a release; not compared with %s", v, minGo)
-		return
-	}
-	if version.Compare(v, minGo) < 0 {
-		t.Errorf("built with %s; want at least %s", v, minGo)
-	} else {
-		t.Logf("toolchain %s ≥ %s", v, minGo)
+		t.Logf("toolchain %s, floor of its line %q", runtime.Version(), toolchain.Floor(runtime.Version()))
 	}
 }
 
-// xnetVersion returns the golang.org/x/net version linked into the test
+// moduleVersion returns the version of module path linked into the test
 // binary. Test binaries carry no dependency list in their build info, so
 // it falls back on go.mod, replace directives applied.
-func xnetVersion(t *testing.T) (v, from string) {
-	const path = "golang.org/x/net"
+func moduleVersion(t *testing.T, path string) (v, from string) {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path != path {

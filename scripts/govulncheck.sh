@@ -5,7 +5,8 @@
 # - Fails when govulncheck reports a vulnerability that affects the code (its exit status 3).
 # - When the vulnerability database (https://vuln.go.dev) cannot be reached — an offline or
 #   proxy-only build machine — prints a note and exits 0: the version guard
-#   (gateway/guard_test.go, TestGuardVersions: golang.org/x/net >= v0.62.0, Go >= 1.26.6) stands
+#   (gateway/guard_test.go, TestGuardVersions: module floors, the go line, the toolchain floors of
+#   internal/toolchain) stands
 #   in for it. Set GOVULNCHECK_REQUIRE=1 to make that a failure instead.
 # - GOVULNCHECK_DB=<url> points govulncheck at a mirror of the database (for example a
 #   file:// copy), for machines that cannot reach vuln.go.dev.

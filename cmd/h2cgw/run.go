@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/internal/toolchain"
 	"github.com/rs/zerolog"
 )
 
@@ -212,6 +213,9 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 // resolved), the effective settings, and the SETTINGS the HTTP/2 server
 // really sends, read from it.
 func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
+	if err := toolchain.Check(runtime.Version()); err != nil {
+		log.Warn().Err(err).Msg("toolchain below its security floor")
+	}
 	adv := zerolog.Dict()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
