@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"testing"
 	"time"
 
@@ -21,12 +19,7 @@ import (
 // gateway's, sends it GOAWAY.
 func TestSeamUpgradedServedByServer(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/slow"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := openHTTP2(t, tg.addr, PathUpgrade, "/slow")
 	<-tg.rec.arrived
 	// The upgraded connection is registered once the server has written
 	// its first frame (tracker.started); wait for that as Shutdown does.
