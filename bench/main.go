@@ -1,4 +1,4 @@
-// Command bench is h2cgw's benchmark harness (issue 6): it builds h2cgw, the
+// Command bench is h2cgw's benchmark harness: it builds h2cgw, the
 // Go baselines under bench/baselines and the load client bench/upgradeload,
 // starts the peers nghttpx and h2o where installed, runs every scenario with
 // the contenders alternating inside each round, and prints one markdown table

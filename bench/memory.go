@@ -119,7 +119,7 @@ func (b *bench) scenarioBodies(ctx context.Context) error {
 			"a POST with `Upgrade: h2c` and a body, and reads the answer (101 + HTTP/2, or HTTP/1.1 when declined). "+
 			"Peak = VmHWM of the server's process tree after the run; growth = peak − VmRSS before. "+
 			"h2cgw runs with --max-upgrade-body=%d; limit × concurrency = %.0f MiB. "+
-			"x/net's h2c has no limit (PITFALLS 3); nghttpx forwards to the upstream (static file, which refuses POST).",
+			"x/net's h2c has no limit (its h2c.go reads the body with io.ReadAll); nghttpx forwards to the upstream (static file, which refuses POST).",
 			n, size, float64(size)*float64(n)/mib)},
 		variants:   []string{at, past},
 		contenders: cs,

@@ -86,7 +86,7 @@ func (b *bench) scenarioLocal(ctx context.Context) error {
 		id:    "1",
 		title: "Local handler: h2load → server, HTTP/2 prior knowledge",
 		about: []string{
-			"Echo group: h2cgw's built-in JSON handler (SPEC §6); the x/net baselines serve a copy of it. " +
+			"Echo group: h2cgw's built-in JSON handler (README \"Running it\"); the x/net baselines serve a copy of it. " +
 				"Minimal group: a handler writing `ok`, h2cgw from the library (`bench/h2cgwlib`, no access log, no metrics) against bare x/net. " +
 				"Access log on = h2cgw's default JSON line per request to stderr, here a file.",
 		},

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// targetRow is one line of the summary against issue 6's targets.
+// targetRow is one line of the summary against the performance targets
+// (README "Performance").
 type targetRow struct {
 	what, got, target string
 	met               float64 // 1 met, 0 missed, NaN unknown
@@ -34,7 +35,7 @@ func verdict(ok bool, vals ...float64) float64 {
 	return 0
 }
 
-// targets compares the run with the targets of issue 6.
+// targets compares the run with the performance targets.
 func (b *bench) targets() []targetRow {
 	var rows []targetRow
 	ratioRow := func(what, tbl, variant, num, den, key string, min float64) {
@@ -70,7 +71,7 @@ func (b *bench) targets() []targetRow {
 
 func (b *bench) writeTargets(w *strings.Builder) {
 	rows := b.targets()
-	fmt.Fprintf(w, "\n## Targets of issue 6 (ratios from this run)\n\n| target | this run | wanted | |\n|---|---:|---:|---|\n")
+	fmt.Fprintf(w, "\n## Targets (ratios from this run)\n\n| target | this run | wanted | |\n|---|---:|---:|---|\n")
 	for _, r := range rows {
 		var mark string
 		switch r.met {

@@ -21,8 +21,8 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// This file covers class 4 of issue 5, HTTP/2 abuse, and a handler panic on
-// one stream. Every test runs the gateway's default Config — what the binary
+// This file covers HTTP/2 abuse (SECURITY.md, "Behaviours pinned by tests")
+// and a handler panic on one stream. Every test runs the gateway's default Config — what the binary
 // ships — bounds what the client sends, and names the x/net behaviour it
 // relies on (golang.org/x/net v0.62.0, the version guard_test.go pins).
 
@@ -722,7 +722,7 @@ func TestFrameAbuse(t *testing.T) {
 		},
 		{
 			// RFC 8441: extended CONNECT needs SETTINGS_ENABLE_CONNECT_PROTOCOL,
-			// which x/net does not advertise by default (PITFALLS 15).
+			// which x/net does not advertise by default (golang/go#71128).
 			"extended CONNECT", func(h *h2client) {
 				h.writeRequest(1, true, ":method", "CONNECT", ":protocol", "websocket", ":scheme", "http", ":authority", "a", ":path", "/chat")
 			}, "RST_STREAM PROTOCOL_ERROR", true, "",
@@ -822,7 +822,7 @@ func TestFrameAbuse(t *testing.T) {
 }
 
 // TestExtendedConnectNotAdvertised: the gateway's SETTINGS do not carry
-// SETTINGS_ENABLE_CONNECT_PROTOCOL (SPEC §4: extended CONNECT stays off).
+// SETTINGS_ENABLE_CONNECT_PROTOCOL: extended CONNECT (RFC 8441) stays off.
 func TestExtendedConnectNotAdvertised(t *testing.T) {
 	tg, _ := abuseGateway(t)
 	c := dial(t, tg.addr)

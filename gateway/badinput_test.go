@@ -18,10 +18,12 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// This file covers the bad-input classes 1, 2, 3 and 5 of issue 5 with raw
-// sockets on loopback. Each case shows the SPEC outcome, that the legitimate
-// request's bytes all arrive, that no goroutine is left behind once the
-// connection is gone, and that the next connection is served. Cases already
+// This file covers the bad-input classes of SECURITY.md ("Behaviours pinned
+// by tests": the upgrade handshake, bodies and timing, after the 101, upgrade
+// signals on HTTP/2) with raw sockets on loopback. Each case shows the
+// documented outcome, that the legitimate request's bytes all arrive, that
+// no goroutine is left behind once the connection is gone, and that the
+// next connection is served. Cases already
 // pinned in upgrade_test.go (TestDecline, TestAfter101, TestStallsClosed, …)
 // are not repeated here.
 
@@ -44,7 +46,7 @@ func handshakeLine(lines ...string) string {
 }
 
 // TestHandshakeVariants extends TestDecline (class 1): spellings of the
-// handshake that SPEC §2 accepts — each must upgrade, with stream 1 carrying
+// handshake that README "What each input gets" accepts — each must upgrade, with stream 1 carrying
 // the whole body — and further ones it declines, each served on HTTP/1.1
 // with its whole body and reported with its reason.
 func TestHandshakeVariants(t *testing.T) {

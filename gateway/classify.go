@@ -1,6 +1,6 @@
 package gateway
 
-// Whether an h2c upgrade is performed or declined (SPEC §2), and the
+// Whether an h2c upgrade is performed or declined (README "What each input gets"), and the
 // bounded read of its body.
 
 import (
@@ -14,7 +14,7 @@ import (
 	"github.com/h2cgw/h2cgw/settings"
 )
 
-// classify checks every condition of SPEC §2 that can be checked before the
+// classify checks every condition of README "What each input gets" that can be checked before the
 // body is read, and returns the decoded HTTP2-Settings payload or the reason
 // to decline.
 func (g *Gateway) classify(r *http.Request) (settings.Payload, Reason, error) {

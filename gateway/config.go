@@ -14,7 +14,7 @@ type Config struct {
 	// is silent.
 	Logger zerolog.Logger
 
-	// OnEvent, if non-nil, is called for every outcome of SPEC §1–§4 (see
+	// OnEvent, if non-nil, is called for every outcome of README "What each input gets" (see
 	// [EventKind]), synchronously and from many goroutines: it must be quick
 	// and safe for concurrent use. Nil means events are only logged.
 	OnEvent func(Event)

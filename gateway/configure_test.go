@@ -18,7 +18,7 @@ import (
 
 // TestConfigureTLS: on a caller's TLS server, an h2c upgrade over TLS is
 // declined (h2c is cleartext only, RFC 9113 §3.1) and upgrade fields on
-// ALPN-negotiated HTTP/2 are rejected (SPEC §4). The caller's own ConnState
+// ALPN-negotiated HTTP/2 are rejected (RFC 9113 §8.2.2). The caller's own ConnState
 // hook keeps running.
 func TestConfigureTLS(t *testing.T) {
 	rec := newRecorder()

@@ -14,7 +14,7 @@
 // [Gateway.Serve], or hand their own *http.Server to [Configure].
 //
 // [Proxy] is the gateway mode's handler: a reverse proxy to HTTP/1.1 and h2c
-// upstreams that never forwards an h2c upgrade (SPEC §5).
+// upstreams that never forwards an h2c upgrade (README "Gateway mode").
 //
 // Every request — stream 1 of an upgraded connection and every later stream
 // included — passes through the wrapped handler, so whatever authorises

@@ -9,7 +9,7 @@ import (
 
 // newErrorLog bridges net/http's and x/net's error log (http.Server.ErrorLog,
 // which x/net falls back from to the global log package) into zerolog, so
-// their messages land in the structured log (PITFALLS 11).
+// their messages land in the structured log (http.Server.ErrorLog).
 func newErrorLog(l zerolog.Logger) *log.Logger {
 	return log.New(errorLogWriter{l}, "", 0)
 }

@@ -3,11 +3,11 @@ package gateway
 import "net/http"
 
 // Reason is the machine-readable reason an upgrade was declined or a request
-// rejected. The spellings are those of SPEC §2 and §4 and appear in logs and
+// rejected. The spellings are those of README "What each input gets" and appear in logs and
 // metrics as they are.
 type Reason string
 
-// Decline reasons (SPEC §2) and the rejection reason (SPEC §4).
+// Decline reasons (README "What each input gets") and the rejection reason (RFC 9113 §8.2.2).
 const (
 	// ReasonHTTP10: the request line says HTTP/1.0, which cannot upgrade.
 	ReasonHTTP10 Reason = "http10"
@@ -48,7 +48,7 @@ const (
 	// ReasonWrite101: the 101 could not be written.
 	ReasonWrite101 Reason = "write_101"
 	// ReasonLatePreface: "PRI * HTTP/2.0" arrived after the first request of
-	// an HTTP/1.1 connection, where it is a bad request (SPEC §1).
+	// an HTTP/1.1 connection, where it is a bad request (README "What each input gets").
 	ReasonLatePreface Reason = "late_preface"
 	// ReasonPriorKnowledgeDisabled: the connection began with the HTTP/2
 	// preface but prior knowledge is switched off.
@@ -75,7 +75,7 @@ const (
 	// request was served on HTTP/1.1. Reason says why.
 	EventUpgradeDeclined
 	// EventUpgradeRejected: a request on HTTP/2 carried upgrade signals and
-	// was answered 400 (SPEC §4).
+	// was answered 400 (RFC 9113 §8.2.2).
 	EventUpgradeRejected
 	// EventProtocolError: a connection was ended for a protocol error the
 	// gateway itself saw. Reason says which.
@@ -103,7 +103,7 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
-// Event is one outcome of SPEC §1–§4, reported to [Config.OnEvent] so a
+// Event is one outcome of README "What each input gets", reported to [Config.OnEvent] so a
 // caller can count it.
 type Event struct {
 	Kind   EventKind

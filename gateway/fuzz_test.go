@@ -46,7 +46,7 @@ func listsToken(lines []string, tok string) bool {
 // FuzzClassify feeds whole HTTP/1.1 request heads to the gateway's upgrade
 // decision — the gate serveHTTP applies (an "h2c" token in Upgrade), then
 // classify — and checks it never panics and that what it accepts is what
-// SPEC §2 allows: an h2c token in Upgrade, an HTTP/1.1 (or later 1.x)
+// README "What each input gets" allows: an h2c token in Upgrade, an HTTP/1.1 (or later 1.x)
 // request line, not CONNECT, "upgrade" in Connection, exactly one
 // HTTP2-Settings that package settings decodes to the same payload, and a
 // declared body within the limit.
@@ -88,7 +88,7 @@ func FuzzClassify(f *testing.F) {
 			}
 			if reason != "" {
 				if !knownReasons[reason] {
-					t.Fatalf("decline reason %q is not one of SPEC §2's", reason)
+					t.Fatalf("decline reason %q is not a documented one", reason)
 				}
 				if payload != nil {
 					t.Fatalf("declined (%s) with a payload %x", reason, []byte(payload))
@@ -101,7 +101,7 @@ func FuzzClassify(f *testing.F) {
 				}
 				continue
 			}
-			// Accepted: every condition of SPEC §2 that precedes the body.
+			// Accepted: every condition of README "What each input gets" that precedes the body.
 			switch {
 			case payload == nil:
 				t.Fatal("accepted with a nil payload")

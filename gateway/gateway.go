@@ -101,7 +101,7 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	g.wrapPriorKnowledge()
 
 	// net/http answers "OPTIONS *" itself unless told not to, and
-	// "nghttp -u" upgrades with exactly that request (PITFALLS 6).
+	// "nghttp -u" upgrades with exactly that request (http.Server.DisableGeneralOptionsHandler).
 	hs.DisableGeneralOptionsHandler = true
 
 	// Prior knowledge: net/http peeks for the 24-octet preface at the start
@@ -186,7 +186,7 @@ func (g *Gateway) Serve(l net.Listener) error {
 	return g.hs.Serve(l)
 }
 
-// Shutdown stops the gateway gracefully (SPEC §7): it stops accepting,
+// Shutdown stops the gateway gracefully (README "Shutdown"): it stops accepting,
 // declines new upgrades, sends GOAWAY on every HTTP/2 connection — upgraded
 // ones included —, lets in-flight requests and streams finish, and returns
 // once every connection has closed. When ctx ends first, it closes what is

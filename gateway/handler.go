@@ -1,7 +1,7 @@
 package gateway
 
 // The per-request dispatch: which entry path a request came by, and what
-// the gateway answers itself (SPEC §1, §4).
+// the gateway answers itself (README "What each input gets").
 
 import (
 	"fmt"
@@ -87,7 +87,7 @@ func (g *Gateway) servePRI(w http.ResponseWriter, r *http.Request, first bool) {
 
 // answer writes a response the gateway gives itself, never the wrapped
 // handler's, and reports it with its status and request, so that whatever
-// logs and counts requests sees these too (SPEC §7: one access line per
+// logs and counts requests sees these too (README "Logs": one access line per
 // request).
 func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, e Event, status int, msg string) {
 	ev := g.log.Debug()

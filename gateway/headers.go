@@ -20,7 +20,7 @@ var connectionSpecificFields = [...]string{
 }
 
 // upgradeSignals are the fields whose presence on an HTTP/2 request is an
-// attempt to upgrade a connection that already speaks HTTP/2 (SPEC §4).
+// attempt to upgrade a connection that already speaks HTTP/2 (RFC 9113 §8.2.2).
 var upgradeSignals = [...]string{"Upgrade", "Connection", "Http2-Settings"}
 
 // stripConnectionFields removes from h every connection-specific field and

@@ -8,6 +8,16 @@ package gateway
 // differs between the two implementations; seams_test.go checks on every
 // toolchain that what each relies on still holds.
 
+// Seams that both implementations share, held by tests on either toolchain:
+//   - the server registers a connection for graceful shutdown before its
+//     first write (conn.go, upgradedConn.started; TestShutdownDrainsUpgraded,
+//     TestShutdownDeclinesNewUpgrades);
+//   - it runs stream 1's handler with the context of
+//     ServeConnOpts.UpgradeRequest (upgrade.go, stream1Key), and closes
+//     stream 1's CloseNotify channel when the stream is reset or the
+//     connection ends (streamHandler; TestClientGone,
+//     TestStream1ContextCancelledOnReset).
+
 import "net/http"
 
 // HTTP2Engine names the HTTP/2 server implementation this build serves

@@ -10,8 +10,8 @@ import (
 
 // TestIdleConnectionsClosed: many connections left idle after a request —
 // HTTP/1.1 keep-alive, prior knowledge, upgraded — are all closed by the
-// idle timeout, and nothing serving them is left behind (SPEC §7 limits;
-// issue: many idle connections).
+// idle timeout, and nothing serving them is left behind (README "Flags": the idle
+// timeout).
 func TestIdleConnectionsClosed(t *testing.T) {
 	tg := startGateway(t, Config{IdleTimeout: 300 * time.Millisecond})
 	lc := startLeakCheck(t)

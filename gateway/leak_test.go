@@ -16,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The helpers of this file back the hardening tests (issue 5): every bad
+// The helpers of this file back the hardening tests (SECURITY.md): every bad
 // input must leave no goroutine behind and the gateway serving.
 
 // goroutineSlack is how many goroutines above the baseline still count as

@@ -51,7 +51,7 @@ type ProxyConfig struct {
 
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
 	// per HTTP/1.1 upstream. net/http's default of 2 would open and close a
-	// connection per request (PITFALLS 18). Zero means MaxConnsPerHost (or
+	// connection per request (http.DefaultMaxIdleConnsPerHost is 2). Zero means MaxConnsPerHost (or
 	// its default), so that a steady load keeps every connection it opened.
 	// h2c connections stay open until unused for 90s.
 	MaxIdleConnsPerHost int
@@ -89,7 +89,7 @@ const (
 	h2cStreamBuffer = 1 << 20
 )
 
-// Proxy is the reverse proxy of gateway mode (SPEC §5): an http.Handler that
+// Proxy is the reverse proxy of gateway mode (README "Gateway mode"): an http.Handler that
 // forwards every request to a pool of upstreams, HTTP/1.1 or h2c, whatever
 // protocol the request arrived on.
 //
@@ -344,7 +344,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 }
 
 // Ready reports whether at least one upstream accepts connections, for a
-// readiness probe (SPEC §7). It dials the upstreams in turn until one
+// readiness probe (README "Metrics, health"). It dials the upstreams in turn until one
 // answers, rather than trusting the passive health of the pool alone, which
 // learns of a dead upstream only from a failed request; one that does not
 // answer is taken out of the pool as after a failed request, one that does
@@ -410,7 +410,7 @@ func (p *Proxy) Close() {
 // connections, which neither net/http's Shutdown nor the Gateway's waits
 // for — until ctx ends, then closes what is left as Close does. Call it with
 // the grace period's context after the Gateway's Shutdown, so that a tunnel
-// in flight when shutdown began has the whole grace period (SPEC §7).
+// in flight when shutdown began has the whole grace period (README "Shutdown").
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := poll(ctx, func() bool { return p.tunnels.count() == 0 })
 	p.Close()

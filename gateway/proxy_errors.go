@@ -63,7 +63,7 @@ func errorStatus(ctx context.Context, err error) (status int, cause string) {
 	switch {
 	case errors.Is(err, errUnsolicited101):
 		// The upstream answered 101 to a request that asked for no tunnel
-		// (SPEC §5), or spoke 101 on HTTP/2: its connection (HTTP/1.1) or
+		// (README "Gateway mode"), or spoke 101 on HTTP/2: its connection (HTTP/1.1) or
 		// stream (HTTP/2) is gone.
 		return http.StatusBadGateway, causeUnsolicited101
 	case errors.Is(ctx.Err(), context.Canceled):

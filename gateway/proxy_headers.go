@@ -34,10 +34,10 @@ const viaPseudonym = "h2cgw"
 // the client listed them in Connection: httputil.ReverseProxy forwards an
 // unlisted HTTP2-Settings and re-adds "Connection: Upgrade" and the client's
 // Upgrade, which would carry an h2c upgrade to the upstream (h2c smuggling,
-// golang/go#80416, PITFALLS 17).
+// golang/go#80416).
 //
 // With tunnel — an HTTP/1.1 WebSocket handshake going to an HTTP/1.1
-// upstream, the one upgrade the gateway passes on (SPEC §5) — it then sets
+// upstream, the one upgrade the gateway passes on (README "Gateway mode") — it then sets
 // exactly "Connection: Upgrade" and "Upgrade: websocket", whatever other
 // tokens the client offered. ReverseProxy keys its 101 handling on the
 // outgoing request's Upgrade, so any other request goes out with none.
@@ -52,7 +52,7 @@ func forwardHeader(h http.Header, tunnel bool) {
 // wantsWebSocket reports whether r is a WebSocket opening handshake the
 // proxy can tunnel: a GET on HTTP/1.1 with "Upgrade: websocket" and
 // "Connection: upgrade" (RFC 6455 §4.1). HTTP/2 has no Upgrade (RFC 9113
-// §8.6), and its extended CONNECT (RFC 8441) is off (SPEC §4).
+// §8.6), and its extended CONNECT (RFC 8441) is off.
 func wantsWebSocket(r *http.Request) bool {
 	up := r.Header["Upgrade"]
 	return len(up) > 0 &&

@@ -76,7 +76,7 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 
 // TestProxyKeepsUpstreamConns: rounds of more concurrent requests than
 // MaxConnsPerHost open at most MaxConnsPerHost connections to an HTTP/1.1
-// upstream over the whole run: none is closed and dialled again (PITFALLS 18).
+// upstream over the whole run: none is closed and dialled again (http.DefaultMaxIdleConnsPerHost is 2).
 func TestProxyKeepsUpstreamConns(t *testing.T) {
 	const limit, n, rounds = 3, 12, 3
 	up := pxStartH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

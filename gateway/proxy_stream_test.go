@@ -120,7 +120,7 @@ func TestProxyPassesTrailers(t *testing.T) {
 
 // TestProxyReusesConnections: HTTP/1.1 upstream connections are kept alive
 // for as many concurrent requests as HTTP/2 clients bring (net/http's
-// default of 2 idle per host would dial again, PITFALLS 18), and an h2c
+// default of 2 idle per host would dial again, http.DefaultMaxIdleConnsPerHost is 2), and an h2c
 // upstream gets concurrent requests multiplexed on one connection. The
 // first round warms the pool (a cold h2c pool may dial more than once, and
 // keeps one); the second is measured: the upstream records the connection

@@ -147,8 +147,8 @@ func TestProxyForwardsHeaders(t *testing.T) {
 }
 
 // TestProxyForwardsHeadersHTTP2: a request that reached the proxy over
-// HTTP/2 carrying HTTP2-Settings (which HTTP/2 servers let through, PITFALLS
-// 13) reaches neither kind of upstream with it; "TE: trailers" (gRPC) is
+// HTTP/2 carrying HTTP2-Settings (which HTTP/2 servers let through: RFC
+// 9113 §8.2.2 does not list it) reaches neither kind of upstream with it; "TE: trailers" (gRPC) is
 // kept; Via says 2.
 func TestProxyForwardsHeadersHTTP2(t *testing.T) {
 	for _, kind := range pxUpstreamKinds {

@@ -82,7 +82,7 @@ func (u *lenientUpstream) requests() []string {
 
 // TestSmugglingThroughGateway runs h2csmuggler-style sequences against the
 // whole chain — gateway, an authorising handler that denies /admin, the
-// proxy — in front of a lenient upstream (SPEC §5). The upstream's own log
+// proxy — in front of a lenient upstream (README "Gateway mode"). The upstream's own log
 // is the evidence: it never sees an upgrade, a preface or /admin, and every
 // stream the client opens passes the authorising handler.
 func TestSmugglingThroughGateway(t *testing.T) {

@@ -222,7 +222,7 @@ func newH2Client(t *testing.T, c net.Conn, br *bufio.Reader) *h2client {
 	return h
 }
 
-// want101 is the whole 101 SPEC §3 promises, written out here rather than
+// want101 is the whole 101 RFC 7540 §3.2 promises, written out here rather than
 // taken from the gateway's own constant, so that a wrong constant fails.
 const want101 = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 

@@ -1,6 +1,6 @@
 package gateway
 
-// Performing an accepted upgrade (SPEC §3): the 101, the hand-off to
+// Performing an accepted upgrade (RFC 7540 §3.2): the 101, the hand-off to
 // x/net, stream 1.
 
 import (
@@ -138,10 +138,11 @@ func (g *Gateway) serveUpgraded(ctx context.Context, conn net.Conn, uc *upgraded
 
 // stream1Request turns the HTTP/1.1 upgrade request into what it is after the
 // 101: stream 1 of an HTTP/2 connection, half-closed (remote), its body
-// already read (RFC 7540 §3.2). x/net passes the request to the handler as it
-// is (PITFALLS 4), so the HTTP/2 view is built here: the proto fields, and the
-// header without the connection-specific fields that HTTP/2 forbids (RFC 9113
-// §8.2.2).
+// already read (RFC 7540 §3.2). The HTTP/2 server hands stream 1's handler
+// the header of ServeConnOpts.UpgradeRequest as given (x/net's h2c adapter
+// passes the HTTP/1.1 request on unchanged), so the HTTP/2 view is built
+// here: the proto fields, and the header without the connection-specific
+// fields that HTTP/2 forbids (RFC 9113 §8.2.2).
 func stream1Request(r *http.Request, body []byte) *http.Request {
 	r1 := r.Clone(r.Context())
 	r1.Proto, r1.ProtoMajor, r1.ProtoMinor = "HTTP/2.0", 2, 0

@@ -97,7 +97,7 @@ func TestStream1AsHTTP2(t *testing.T) {
 	}
 }
 
-// TestDecline checks every decline reason of SPEC §2: the request is served on
+// TestDecline checks every decline reason of README "What each input gets": the request is served on
 // HTTP/1.1 with its whole body, never an error, and the reason is reported.
 func TestDecline(t *testing.T) {
 	body := "the body must arrive whole"
@@ -161,7 +161,7 @@ func TestDecline(t *testing.T) {
 	}
 }
 
-// TestChunkedBodyOverLimit checks SPEC §2.6 for a body without a declared
+// TestChunkedBodyOverLimit checks README "What each input gets" for a body without a declared
 // length: read up to the limit, then served on HTTP/1.1 with every byte.
 func TestChunkedBodyOverLimit(t *testing.T) {
 	for _, n := range []int{100, 1000, 5000} {
@@ -495,7 +495,7 @@ func TestPriorKnowledge(t *testing.T) {
 }
 
 // TestPrefaceOutOfPlace: the preface counts only as the first bytes of a
-// connection (SPEC §1).
+// connection (README "What each input gets").
 func TestPrefaceOutOfPlace(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -578,7 +578,7 @@ func TestStallsClosed(t *testing.T) {
 
 // TestUpgradeSignalsOnHTTP2: upgrade fields on a request that is already
 // HTTP/2 are rejected with 400, on both HTTP/2 entry paths, and the
-// connection's other streams keep working (SPEC §4).
+// connection's other streams keep working (RFC 9113 §8.2.2).
 func TestUpgradeSignalsOnHTTP2(t *testing.T) {
 	fields := [][]string{
 		{"http2-settings", "AAMAAABk"},

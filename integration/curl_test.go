@@ -16,8 +16,8 @@ const (
 	bigBody      = 64 << 10
 )
 
-// TestCurl drives curl through each entry path (SPEC §1) and each way a
-// body can come with an upgrade (SPEC §2.6, §3), checking the status lines
+// TestCurl drives curl through each entry path (README "What each input gets") and each way a
+// body can come with an upgrade (README "What each input gets"), checking the status lines
 // curl printed, in order, and what the built-in handler saw.
 func TestCurl(t *testing.T) {
 	t.Parallel()

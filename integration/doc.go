@@ -2,7 +2,7 @@
 // once, start it on loopback port 0 and drive it with real clients — curl,
 // nghttp, h2load, h2spec, Go's http2.Transport, grpc-go and a WebSocket
 // client — asserting both what the client saw and, through the built-in
-// JSON handler of SPEC §6 or an upstream the test owns, what the handler
+// JSON handler of README "Running it" or an upstream the test owns, what the handler
 // saw.
 //
 // Run them with

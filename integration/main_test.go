@@ -254,7 +254,7 @@ func accessLine(m map[string]any, via, method, path string, status int) bool {
 		m["path"] == path && m["status"] == float64(status)
 }
 
-// echo is the built-in handler's answer (SPEC §6).
+// echo is the built-in handler's answer (README "Running it").
 type echo struct {
 	Via        string              `json:"via"`
 	Proto      string              `json:"proto"`
@@ -277,7 +277,7 @@ func parseEcho(t *testing.T, body []byte) echo {
 }
 
 // connectionFields are the fields the handler must never see on a request
-// that arrived over HTTP/2 (SPEC §3, RFC 9113 §8.2.2).
+// that arrived over HTTP/2 (RFC 7540 §3.2, RFC 9113 §8.2.2).
 var connectionFields = []string{"connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding"}
 
 // check compares what the handler saw with what the test sent: via, proto,

@@ -47,7 +47,7 @@ func TestNghttpUpgradeGET(t *testing.T) {
 // TestNghttpUpgradePOST: nghttp -u -d upgrades with "OPTIONS *" (so that
 // the body need not travel before the 101) and sends the POST as a second
 // stream. Both must reach the handler: net/http's own "OPTIONS *" answer
-// must not shadow it (PITFALLS 6).
+// must not shadow it (http.Server.DisableGeneralOptionsHandler).
 func TestNghttpUpgradePOST(t *testing.T) {
 	t.Parallel()
 	nghttp := requireTool(t, "nghttp", hintNghttp)

@@ -13,9 +13,9 @@ import (
 )
 
 // TestGracefulShutdown: SIGTERM while a slow request is in flight on an
-// upgraded connection (SPEC §7). The client sees GOAWAY, the request still
+// upgraded connection (README "Shutdown"). The client sees GOAWAY, the request still
 // completes with 200, and the process exits 0 — net/http's own Shutdown
-// would neither signal nor wait for the hijacked connection (PITFALLS 10).
+// would neither signal nor wait for the hijacked connection (golang/go#26682).
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 

@@ -21,7 +21,7 @@ import (
 // HTTP/2 (prior knowledge) and HTTP/1.1 through the gateway to a slow
 // upstream. Every request the upstream began is answered to its client with
 // 200 inside the grace period: nothing in flight at the signal is lost
-// (SPEC §7). Requests the gateway refused after the signal — on a stream
+// (README "Shutdown"). Requests the gateway refused after the signal — on a stream
 // above the GOAWAY's last stream id, or a connection the closed listener
 // refused — never reached the upstream, and are counted apart.
 //

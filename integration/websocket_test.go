@@ -12,7 +12,7 @@ import (
 )
 
 // TestWebSocket: a WebSocket (Upgrade: websocket on HTTP/1.1) tunnelled
-// through the gateway to an HTTP/1.1 upstream (SPEC §5), with messages
+// through the gateway to an HTTP/1.1 upstream (README "Gateway mode"), with messages
 // both ways.
 func TestWebSocket(t *testing.T) {
 	t.Parallel()

@@ -11,7 +11,7 @@ import (
 )
 
 // accessLog logs one line per request when the handler has returned. It runs
-// inside the gateway, per stream (PITFALLS 12): wrapped around the upgrading
+// inside the gateway, per stream (README "Logs"): wrapped around the upgrading
 // handler it would log once per connection with the 101's status lost.
 //
 // It gives the request a gateway.Note, so that the proxy can report the

@@ -12,7 +12,7 @@ import (
 	"github.com/h2cgw/h2cgw/gateway"
 )
 
-// echoResponse is the built-in handler's answer (SPEC §6): what reached the
+// echoResponse is the built-in handler's answer (README "Running it"): what reached the
 // handler, field for field.
 type echoResponse struct {
 	Via        string              `json:"via"`
@@ -27,7 +27,7 @@ type echoResponse struct {
 }
 
 // echoHandler answers every request with 200 and a JSON description of it
-// (SPEC §6): the entry path, the request line as the handler saw it, the
+// (README "Running it"): the entry path, the request line as the handler saw it, the
 // header with lower-case names, and the body's length and SHA-256. The body
 // is streamed through the hash, so any size is fine.
 func echoHandler() http.Handler {

@@ -38,7 +38,7 @@ func TestEchoHandler(t *testing.T) {
 	sort.Strings(keys)
 	wantKeys := []string{"body_bytes", "body_sha256", "headers", "host", "method", "path", "proto", "query", "via"}
 	if !reflect.DeepEqual(keys, wantKeys) {
-		t.Errorf("fields %v; want exactly %v (SPEC §6)", keys, wantKeys)
+		t.Errorf("fields %v; want exactly %v (README \"Running it\")", keys, wantKeys)
 	}
 
 	var got echoResponse

@@ -78,7 +78,7 @@ func newMetrics(version string) *metrics {
 		}, []string{"via"}),
 		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "h2cgw_upgrades_total",
-			Help: "h2c upgrade attempts by outcome: accepted (101, reason empty), declined (served on HTTP/1.1) or rejected (upgrade signal on HTTP/2, answered 400), with the reason of SPEC §2 and §4.",
+			Help: "h2c upgrade attempts by outcome: accepted (101, reason empty), declined (served on HTTP/1.1) or rejected (upgrade signal on HTTP/2, answered 400), with its reason (README \"What each input gets\").",
 		}, []string{"outcome", "reason"}),
 		protocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "h2cgw_protocol_errors_total",

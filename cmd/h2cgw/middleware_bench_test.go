@@ -44,7 +44,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 }
 
-// BenchmarkEcho measures the built-in handler (SPEC §6) on a GET with a
+// BenchmarkEcho measures the built-in handler (README "Running it") on a GET with a
 // browser's worth of header fields.
 func BenchmarkEcho(b *testing.B) {
 	h := echoHandler()

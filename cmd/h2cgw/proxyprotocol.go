@@ -7,7 +7,7 @@ package main
 // would seem to come from the balancer, in X-Forwarded-For, the access log
 // and the metrics alike.
 //
-// The binary owns its listeners (STYLE 2), so the header is read here, in a
+// The binary owns its listeners, so the header is read here, in a
 // net.Conn wrapper that package gateway never sees as anything but a conn.
 // The parser is github.com/pires/go-proxyproto's: a well-kept, fuzzed
 // parser of both versions beats a hand-written one. Its own Conn is not used
@@ -119,8 +119,8 @@ type proxyConn struct {
 	l       *proxyListener
 	trusted bool
 	// br holds what was read while looking for the header; Read serves
-	// it before reading the connection again (PITFALLS 8: buffered bytes
-	// are never dropped). Only the one reader at a time uses it.
+	// it before reading the connection again: buffered bytes are never
+	// dropped. Only the one reader at a time uses it.
 	br *bufio.Reader
 
 	once sync.Once

@@ -347,7 +347,7 @@ func TestProxyListenerTrust(t *testing.T) {
 // FuzzProxyConn: whatever a peer sends, trusted or not, detection ends (the
 // peer closes after its bytes), and on a connection that is served nothing
 // is lost: what the server reads after the header is the rest of what was
-// sent, and all of it when there was no header (PITFALLS 8).
+// sent, and all of it when there was no header.
 func FuzzProxyConn(f *testing.F) {
 	req := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	for _, s := range []string{

@@ -11,7 +11,7 @@ import (
 // recorder wraps a stream's ResponseWriter to learn its status and size for
 // the access log and the metrics. It must hide nothing the handler relies
 // on: Flush (server-sent events, gRPC streaming), Hijack (the WebSocket
-// tunnel of SPEC §5, on HTTP/1.1) and trailers (which go through Header) all
+// tunnel of README "Gateway mode", on HTTP/1.1) and trailers (which go through Header) all
 // reach the writer beneath; Unwrap lets http.ResponseController find the
 // rest (deadlines, full duplex).
 //

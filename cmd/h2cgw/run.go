@@ -50,7 +50,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 	m := newMetrics(version)
 	rd := &readiness{}
 
-	// The chain every stream passes through, inside the gateway (SPEC §3:
+	// The chain every stream passes through, inside the gateway (RFC 7540 §3.2:
 	// every stream of an upgraded connection too): access log, metrics,
 	// then the proxy or the echo.
 	var (
@@ -174,7 +174,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 		return err
 	}
 
-	// SPEC §7: readiness goes first, so that load balancers stop sending;
+	// README "Shutdown": readiness goes first, so that load balancers stop sending;
 	// then stop accepting, GOAWAY everywhere, drain within the grace
 	// period; the admin listener last, so the drain can be watched.
 	rd.draining.Store(true)

@@ -172,7 +172,7 @@ func TestRunMetrics(t *testing.T) {
 	in.logs.waitMessage(t, "request", map[string]any{"path": "/declined"})
 
 	// Rejected: an upgrade signal on HTTP/2 is a 400 that never reaches
-	// the handler (SPEC §4); the event is counted before the 400 is sent.
+	// the handler (RFC 9113 §8.2.2); the event is counted before the 400 is sent.
 	req, _ = http.NewRequest("GET", in.url("/rejected"), nil)
 	req.Header.Set("HTTP2-Settings", "")
 	resp := doReq(t, h2cClient(t), req)
@@ -190,7 +190,7 @@ func TestRunMetrics(t *testing.T) {
 	io.Copy(io.Discard, c) // the server closes after the 400
 	c.Close()
 	in.logs.waitMessage(t, "request", map[string]any{"path": "/first"})
-	// The gateway's own answers get an access line too (SPEC §7).
+	// The gateway's own answers get an access line too (README "Logs").
 	in.logs.waitMessage(t, "request", map[string]any{"path": "/rejected", "status": float64(400), "reason": "upgrade_on_http2"})
 	in.logs.waitMessage(t, "request", map[string]any{"method": "PRI", "status": float64(400), "reason": "late_preface"})
 

@@ -1,7 +1,7 @@
 // Command naiveproxy is baseline (c) of the benchmark: the gateway a Go
 // programmer writes in ten lines — x/net's h2c.NewHandler around
 // httputil.NewSingleHostReverseProxy with the default http.Transport (two
-// idle connections per host, PITFALLS 18) and a default http2.Server. For
+// idle connections per host: http.DefaultMaxIdleConnsPerHost) and a default http2.Server. For
 // an h2c:// upstream the transport is x/net's http2.Transport with AllowHTTP
 // and a plain dialer, the usual recipe.
 package main

@@ -21,7 +21,7 @@ import (
 	"time"
 )
 
-// EchoHandler is a copy of h2cgw's built-in handler (SPEC §6, cmd/h2cgw
+// EchoHandler is a copy of h2cgw's built-in handler (README "Running it", cmd/h2cgw
 // echo.go), so that a baseline does the same work per request as h2cgw's
 // built-in handler: the JSON description of the request, the body streamed
 // through SHA-256. via names the entry path the server knows of.
@@ -74,8 +74,8 @@ func EchoHandler(via func(*http.Request) string) http.Handler {
 
 // ViaByProto is the entry path a server without h2cgw's bookkeeping can
 // guess: HTTP/2 requests as prior knowledge, the rest as h1. (x/net's h2c
-// hands stream 1 of an upgrade over as HTTP/1.1, PITFALLS 4, so it shows as
-// h1 there.)
+// hands stream 1 of an upgrade over as the HTTP/1.1 request, unchanged, so
+// it shows as h1 there.)
 func ViaByProto(r *http.Request) string {
 	if r.ProtoMajor == 2 {
 		return "h2c-prior-knowledge"
