@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,9 +30,6 @@ type Gateway struct {
 	// infos maps each open, not hijacked connection to its connInfo, so
 	// ConnState can report its end with its entry path.
 	infos sync.Map // net.Conn → *connInfo
-	// priorKnowledgeWrapped counts the prior-knowledge connections
-	// wrapPriorKnowledge wrapped; the seam test reads it.
-	priorKnowledgeWrapped atomic.Int64
 }
 
 // New returns a Gateway serving h, with an http.Server built from cfg's
@@ -63,9 +59,10 @@ func New(h http.Handler, cfg Config) *Gateway {
 }
 
 // Configure makes the caller's hs serve h2c: its Handler is wrapped so that
-// h2c upgrades are performed and upgrade signals on HTTP/2 rejected, HTTP/2
-// with prior knowledge is switched on in hs.Protocols (unless disabled), and
-// the HTTP/2 server is attached (http2.ConfigureServer) so that hs.Shutdown
+// h2c upgrades and HTTP/2 with prior knowledge (unless disabled) are served
+// and upgrade signals on HTTP/2 rejected, net/http's own prior-knowledge
+// path is switched off in hs.Protocols (the gateway serves it), and the
+// HTTP/2 server is attached (http2.ConfigureServer) so that hs.Shutdown
 // sends GOAWAY. It is a
 // superset of x/net's deprecated h2c.NewHandler: call it once, before serving,
 // and stop with the returned Gateway's Shutdown rather than hs.Shutdown, so
@@ -95,20 +92,15 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	if err := http2.ConfigureServer(hs, g.h2); err != nil {
 		return nil, err
 	}
-	// Prior-knowledge connections get the write batching and read-ahead
-	// that upgraded ones get, where the HTTP/2 implementation lets them
-	// (http2_xnet.go, http2_nethttp.go).
-	g.wrapPriorKnowledge()
-
 	// net/http answers "OPTIONS *" itself unless told not to, and
 	// "nghttp -u" upgrades with exactly that request (http.Server.DisableGeneralOptionsHandler).
 	hs.DisableGeneralOptionsHandler = true
 
-	// Prior knowledge: net/http peeks for the 24-octet preface at the start
-	// of a connection only (RFC 9113 §3.3: it is the first thing sent) under
-	// the read-header deadline, and hands the connection to the x/net
-	// server that ConfigureServer registered. HTTP/2 over TLS stays as the
-	// caller had it.
+	// Prior knowledge is the gateway's own (priorknowledge.go): net/http's
+	// HTTP/1.1 parser hands the preface's "PRI * HTTP/2.0" to the handler,
+	// which is then the only way in for cleartext HTTP/2, whichever the
+	// toolchain. net/http's own prior-knowledge path stays off. HTTP/2 over
+	// TLS stays as the caller had it.
 	var p http.Protocols
 	if hs.Protocols != nil {
 		p = *hs.Protocols
@@ -116,7 +108,7 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 		p.SetHTTP1(true)
 		p.SetHTTP2(true)
 	}
-	p.SetUnencryptedHTTP2(!cfg.DisablePriorKnowledge)
+	p.SetUnencryptedHTTP2(false)
 	hs.Protocols = &p
 
 	if hs.ErrorLog == nil {

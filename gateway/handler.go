@@ -12,13 +12,15 @@ import (
 // every stream of a prior-knowledge connection.
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
-	if r.ProtoMajor == 2 && !isH1PRI(w, r) {
-		// net/http handed the connection to x/net: prior knowledge, or
-		// ALPN "h2" on a caller's TLS server. Upgraded connections run
-		// streamHandler instead and never come here.
-		path := PathPriorKnowledge
-		if r.TLS != nil {
-			path = PathH2
+	pri := isH1PRI(w, r)
+	if r.ProtoMajor == 2 && !pri {
+		// net/http handed the connection to its HTTP/2 server: ALPN "h2"
+		// on a caller's TLS server. Cleartext HTTP/2 connections, upgraded
+		// or prior knowledge, run streamHandler instead and never come
+		// here.
+		path := PathH2
+		if r.TLS == nil {
+			path = PathPriorKnowledge
 		}
 		if ci != nil && ci.pathIfUnset(path) {
 			g.emit(Event{Kind: EventConnOpen, Path: path})
@@ -27,6 +29,11 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if pri && r.TLS == nil && ci != nil && ci.entryPath() == "" && !g.cfg.DisablePriorKnowledge {
+		// The connection's first bytes are the HTTP/2 preface.
+		g.priorKnowledge(w, r, ci)
+		return
+	}
 	first := ci == nil || ci.pathIfUnset(PathH1)
 	if first && ci != nil {
 		g.emit(Event{Kind: EventConnOpen, Path: PathH1})
@@ -69,11 +76,10 @@ func isH1PRI(w http.ResponseWriter, r *http.Request) bool {
 	return h1
 }
 
-// servePRI answers "PRI * HTTP/2.0" that reached the HTTP/1.1 parser: net/http
-// takes the preface at the very start of a connection (when prior knowledge is
-// on) before any request is parsed, so anything here is either the preface
-// with prior knowledge switched off, a mangled preface, or a preface after
-// the first request, where RFC 9113 §3.4 gives it no meaning.
+// servePRI answers "PRI * HTTP/2.0" that is not the start of a
+// prior-knowledge connection (priorKnowledge takes those): the preface with
+// prior knowledge switched off, over TLS, or after the first request, where
+// RFC 9113 §3.4 gives it no meaning.
 func (g *Gateway) servePRI(w http.ResponseWriter, r *http.Request, first bool) {
 	w.Header().Set("Connection", "close")
 	if first && g.cfg.DisablePriorKnowledge {

@@ -34,7 +34,3 @@ const HTTP2Engine = "net/http"
 // connection GOAWAY (net/http http2.go: configureHTTP2 registers the HTTP/2
 // server's GracefulShutdown). TestSeamUpgradedServedByServer checks both.
 func (g *Gateway) serveConnBase() *http.Server { return nil }
-
-// wrapPriorKnowledge reports false: net/http serves prior-knowledge
-// connections itself, with no hand-off the gateway could wrap.
-func (g *Gateway) wrapPriorKnowledge() bool { return false }

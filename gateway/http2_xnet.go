@@ -18,11 +18,7 @@ package gateway
 //     connection ends (streamHandler; TestClientGone,
 //     TestStream1ContextCancelledOnReset).
 
-import (
-	"crypto/tls"
-	"net"
-	"net/http"
-)
+import "net/http"
 
 // HTTP2Engine names the HTTP/2 server implementation this build serves
 // with: golang.org/x/net/http2's own code when built with Go 1.26 (or with
@@ -35,34 +31,3 @@ const HTTP2Engine = "golang.org/x/net/http2"
 // ConnState and timeouts, and ConfigureServer registered the connection for
 // that server's Shutdown whatever BaseConfig says.
 func (g *Gateway) serveConnBase() *http.Server { return g.hs }
-
-// wrapPriorKnowledge puts prior-knowledge connections behind a batchConn
-// (conn.go) and a readAheadConn (readahead.go), as upgraded ones are.
-// net/http hands such a connection to x/net through TLSNextProto under the
-// key "unencrypted_http2", inside a *tls.Conn whose NetConn has an
-// UnencryptedNetConn method (net/http server.go, serve; x/net
-// unencrypted.go). Neither is documented: TestSeamPriorKnowledgeWrapped
-// fails if either moves. It reports whether the hand-off was found.
-func (g *Gateway) wrapPriorKnowledge() bool {
-	serve, ok := g.hs.TLSNextProto["unencrypted_http2"]
-	if !ok {
-		return false
-	}
-	g.hs.TLSNextProto["unencrypted_http2"] = func(s *http.Server, tc *tls.Conn, h http.Handler) {
-		if u, ok := tc.NetConn().(interface{ UnencryptedNetConn() net.Conn }); ok {
-			g.priorKnowledgeWrapped.Add(1)
-			tc = tls.Client(unencryptedConn{conn: newBatchConn(newReadAheadConn(u.UnencryptedNetConn()))}, nil)
-		}
-		serve(s, tc, h)
-	}
-	return true
-}
-
-// unencryptedConn carries a connection back into the hand-off: a *tls.Conn
-// whose NetConn has the UnencryptedNetConn method x/net looks for.
-type unencryptedConn struct {
-	net.Conn // nil: only UnencryptedNetConn is called
-	conn     net.Conn
-}
-
-func (c unencryptedConn) UnencryptedNetConn() net.Conn { return c.conn }

@@ -1,7 +1,8 @@
 package gateway
 
 // Performing an accepted upgrade (RFC 7540 §3.2): the 101, the hand-off to
-// x/net, stream 1.
+// the HTTP/2 server, stream 1; and the hand-off every hijacked HTTP/2
+// connection shares with prior knowledge (priorknowledge.go).
 
 import (
 	"bytes"
@@ -80,18 +81,10 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	}
 	// The connection outlives the HTTP/1.1 request: what it keeps of it is
 	// the remote address, not the request (its header, URL and body).
+	uc := g.newUpgradedConn(conn, r.RemoteAddr, PathUpgrade, pending)
 	remote := r.RemoteAddr
-	uc := &upgradedConn{
-		Conn:           newReadAheadConn(conn),
-		pending:        pending,
-		onStarted:      g.conns.started,
-		prefaceTimeout: g.cfg.prefaceTimeout(),
-		onBadPreface: func(reason Reason, err error) {
-			g.protocolErrorFrom(remote, PathUpgrade, reason, err)
-		},
-		onFirstWriteError: func(err error) {
-			g.protocolErrorFrom(remote, PathH1, ReasonWrite101, err)
-		},
+	uc.onFirstWriteError = func(err error) {
+		g.protocolErrorFrom(remote, PathH1, ReasonWrite101, err)
 	}
 	started = true
 
@@ -109,31 +102,51 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	// connection keeps its values without its cancellation.
 	ctx := context.WithoutCancel(r.Context())
 	first := stream1Request(r.WithContext(context.WithValue(ctx, stream1Key{}, true)), body)
-	go g.serveUpgraded(ctx, conn, uc, first, payload)
-}
-
-// serveUpgraded runs x/net's server on an upgraded connection until it ends.
-// The connection is tracked from before its hijack, so Shutdown waits for this
-// goroutine's connection and closes it when the grace period ends.
-func (g *Gateway) serveUpgraded(ctx context.Context, conn net.Conn, uc *upgradedConn, first *http.Request, payload settings.Payload) {
-	// x/net's writes are batched (batchConn); its reads go to uc. The 101
-	// opens the batch, so that it leaves in one write(2) with x/net's
-	// SETTINGS (RFC 9113 §3.2: the server's first HTTP/2 frame follows
-	// the 101 at once), rather than as a segment of its own.
-	bc := newBatchConn(uc)
-	bc.prime(response101)
-	g.h2.ServeConn(bc, &http2.ServeConnOpts{
-		Context:        ctx,
-		BaseConfig:     g.serveConnBase(),
-		Handler:        streamHandler{g},
+	// The 101 opens the batch, so that it leaves in one write(2) with the
+	// server's SETTINGS (RFC 9113 §3.2: the server's first HTTP/2 frame
+	// follows the 101 at once), rather than as a segment of its own.
+	go g.serveHTTP2Conn(ctx, conn, uc, PathUpgrade, response101, &http2.ServeConnOpts{
 		UpgradeRequest: first,
 		Settings:       payload,
-		// The preface is checked by upgradedConn, under the gateway's
-		// own timeout rather than x/net's fixed 10s.
-		SawClientPreface: true,
 	})
+}
+
+// newUpgradedConn wraps a hijacked connection for the HTTP/2 server: reads
+// first from pending (what net/http had buffered), through the preface
+// check and a readAheadConn.
+func (g *Gateway) newUpgradedConn(conn net.Conn, remote string, path EntryPath, pending []byte) *upgradedConn {
+	return &upgradedConn{
+		Conn:           newReadAheadConn(conn),
+		pending:        pending,
+		onStarted:      g.conns.started,
+		prefaceTimeout: g.cfg.prefaceTimeout(),
+		onBadPreface: func(reason Reason, err error) {
+			g.protocolErrorFrom(remote, path, reason, err)
+		},
+	}
+}
+
+// serveHTTP2Conn runs the HTTP/2 server on a hijacked connection — upgraded,
+// or prior knowledge — until it ends. opts carries what is particular to the
+// path (stream 1 and the client's settings of an upgrade); prime is what the
+// first write leads with (the 101). The connection is tracked from before
+// its hijack, so Shutdown waits for this goroutine's connection and closes it
+// when the grace period ends.
+func (g *Gateway) serveHTTP2Conn(ctx context.Context, conn net.Conn, uc *upgradedConn, path EntryPath, prime string, opts *http2.ServeConnOpts) {
+	// The server's writes are batched (batchConn); its reads go to uc.
+	bc := newBatchConn(uc)
+	if prime != "" {
+		bc.prime(prime)
+	}
+	opts.Context = ctx
+	opts.BaseConfig = g.serveConnBase()
+	opts.Handler = streamHandler{g: g, path: path}
+	// The preface is checked by upgradedConn, under the gateway's own
+	// timeout rather than the server's fixed 10s.
+	opts.SawClientPreface = true
+	g.h2.ServeConn(bc, opts)
 	g.conns.remove(conn, !uc.started.Load())
-	g.emit(Event{Kind: EventConnClose, Path: PathUpgrade})
+	g.emit(Event{Kind: EventConnClose, Path: path})
 }
 
 // stream1Request turns the HTTP/1.1 upgrade request into what it is after the
@@ -164,12 +177,15 @@ func stream1Request(r *http.Request, body []byte) *http.Request {
 // from the one passed as ServeConnOpts.UpgradeRequest, context included.
 type stream1Key struct{}
 
-// streamHandler is the handler the HTTP/2 server runs for every stream of an
-// upgraded connection: the same chain as every other request, so that
-// nothing reaches the wrapped handler without passing it, and never the
+// streamHandler is the handler the HTTP/2 server runs for every stream of a
+// cleartext HTTP/2 connection: the same chain as every other request, so
+// that nothing reaches the wrapped handler without passing it, and never the
 // upgrading handler itself, so that no stream can upgrade again (x/net's
 // h2c package passes its own upgrading handler, so a stream could).
-type streamHandler struct{ g *Gateway }
+type streamHandler struct {
+	g    *Gateway
+	path EntryPath
+}
 
 func (sh streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Value(stream1Key{}) != nil {
@@ -192,5 +208,5 @@ func (sh streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r = r.WithContext(ctx)
 	}
-	sh.g.serveHTTP2(w, r, PathUpgrade)
+	sh.g.serveHTTP2(w, r, sh.path)
 }
