@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,8 +24,10 @@ type upstream struct {
 	// upstream a request went to.
 	host string
 	// h2c says the upstream speaks HTTP/2 with prior knowledge (RFC 9113
-	// §3.3); otherwise it speaks HTTP/1.1.
+	// §3.3); tls, that it is reached over TLS, where ALPN settles HTTP/2 or
+	// HTTP/1.1 (RFC 9113 §3.2); neither, that it speaks HTTP/1.1.
 	h2c bool
+	tls bool
 	// rt is the transport for its kind, shared by every upstream of that
 	// kind.
 	rt http.RoundTripper
@@ -41,46 +44,51 @@ type upstream struct {
 // normalised name, its host:port and whether it is an h2c upstream. A URL
 // that carries anything the proxy would silently drop (a path, a query,
 // credentials) is refused rather than half-honoured.
-func parseUpstream(s string) (name, host string, h2c bool, err error) {
+func parseUpstream(s string) (name, host, scheme string, err error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", "", false, fmt.Errorf("gateway: upstream %q: %w", s, err)
+		if strings.Contains(s, "@") {
+			// url.Parse's error quotes the URL, credentials included.
+			return "", "", "", errors.New("gateway: an upstream URL: credentials are not supported")
+		}
+		return "", "", "", fmt.Errorf("gateway: upstream %q: %w", s, err)
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("gateway: upstream %q: %s (want http://host:port or h2c://host:port)", s, why)
+		return fmt.Errorf("gateway: upstream %q: %s (want http://host:port, h2c://host:port or https://host:port)", s, why)
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "http":
-	case "h2c":
-		h2c = true
+	if u.User != nil {
+		// Not quoted: it holds a password.
+		return "", "", "", errors.New("gateway: an upstream URL: credentials are not supported")
+	}
+	scheme = strings.ToLower(u.Scheme)
+	port := u.Port()
+	switch scheme {
+	case "http", "h2c":
+		if port == "" {
+			port = "80"
+		}
+	case "https":
+		if port == "" {
+			port = "443"
+		}
 	case "":
-		return "", "", false, bad("no scheme")
+		return "", "", "", bad("no scheme")
 	default:
-		return "", "", false, bad(fmt.Sprintf("scheme %q is not served", u.Scheme))
+		return "", "", "", bad(fmt.Sprintf("scheme %q is not served", u.Scheme))
 	}
 	switch {
 	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
-		return "", "", false, bad("no host")
-	case u.User != nil:
-		return "", "", false, bad("credentials are not supported")
+		return "", "", "", bad("no host")
 	case u.Path != "" && u.Path != "/":
-		return "", "", false, bad("a path is not supported")
+		return "", "", "", bad("a path is not supported")
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "", "", false, bad("a query or fragment is not supported")
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
+		return "", "", "", bad("a query or fragment is not supported")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", "", false, bad(fmt.Sprintf("port %s is out of range", port))
+		return "", "", "", bad(fmt.Sprintf("port %s is out of range", port))
 	}
 	host = net.JoinHostPort(strings.ToLower(u.Hostname()), port)
-	name = "http://" + host
-	if h2c {
-		name = "h2c://" + host
-	}
-	return name, host, h2c, nil
+	return scheme + "://" + host, host, scheme, nil
 }
 
 // pool picks upstreams round robin, skipping the ones taken out. Its only

@@ -30,11 +30,11 @@ func pxTestPool(t *testing.T, failTimeout time.Duration, specs ...string) (*pool
 	t.Helper()
 	var ups []*upstream
 	for _, s := range specs {
-		name, host, h2c, err := parseUpstream(s)
+		name, host, scheme, err := parseUpstream(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ups = append(ups, &upstream{name: name, host: host, h2c: h2c})
+		ups = append(ups, &upstream{name: name, host: host, h2c: scheme == "h2c", tls: scheme == "https"})
 	}
 	p := newPool(ups, failTimeout)
 	c := pxNewFakeClock()
@@ -158,21 +158,28 @@ func TestParseUpstream(t *testing.T) {
 		{in: "h2c://grpc:50051", name: "h2c://grpc:50051", host: "grpc:50051", h2c: true},
 		{in: "HTTP://Example.COM", name: "http://example.com:80", host: "example.com:80"},
 		{in: "h2c://[::1]:9/", name: "h2c://[::1]:9", host: "[::1]:9", h2c: true},
+		{in: "https://Backend.internal", name: "https://backend.internal:443", host: "backend.internal:443"},
+		{in: "https://10.0.0.1:8443/", name: "https://10.0.0.1:8443", host: "10.0.0.1:8443"},
 		{in: "ftp://a:1", errMatch: `scheme "ftp" is not served`},
 		{in: "//a:1", errMatch: "no scheme"},
 		{in: "http:a", errMatch: "no host"},
 		{in: "http://a:1/x", errMatch: "a path is not supported"},
 		{in: "http://a:1#f", errMatch: "a query or fragment is not supported"},
 		{in: "http://u@a:1", errMatch: "credentials are not supported"},
+		{in: "http://u:s3cret@a:1/%zz", errMatch: "credentials are not supported"},
 		{in: "http://a:99999999", errMatch: "port 99999999 is out of range"},
 		{in: "http://a:0", errMatch: "port 0 is out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			name, host, h2c, err := parseUpstream(tt.in)
+			name, host, scheme, err := parseUpstream(tt.in)
+			h2c := scheme == "h2c"
 			if tt.errMatch != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errMatch) {
 					t.Errorf("error: got %v; want one containing %q", err, tt.errMatch)
+				}
+				if err != nil && strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("error %q shows the password", err)
 				}
 				return
 			}

@@ -23,9 +23,18 @@ type ProxyConfig struct {
 	// Upstreams lists the servers requests are sent to, round robin:
 	// "http://host:port" speaks HTTP/1.1 over pooled keep-alive connections,
 	// "h2c://host:port" speaks HTTP/2 with prior knowledge (RFC 9113 §3.3),
-	// many requests multiplexed on few connections, as gRPC backends expect.
-	// A missing port means 80. At least one is required.
+	// many requests multiplexed on few connections, as gRPC backends expect,
+	// and "https://host:port" speaks TLS, then HTTP/2 or HTTP/1.1 as ALPN
+	// settles (RFC 9113 §3.2). A missing port means 80 (443 for https). No
+	// URL may carry credentials (user:password@). At least one is required.
 	Upstreams []string
+
+	// TLSConfig configures the TLS client of https:// upstreams: the roots
+	// to verify them with (RootCAs), the name their certificates must carry
+	// (ServerName), a client certificate. The proxy uses a clone and sets
+	// NextProtos itself. Nil means the system's roots and each upstream's
+	// host name.
+	TLSConfig *tls.Config
 
 	// Logger receives upstream failures (warn) and pool changes. The zero
 	// value is silent.
@@ -69,6 +78,12 @@ type ProxyConfig struct {
 	// is called synchronously from many goroutines: it must be quick and
 	// safe for concurrent use. Nil means failures are only logged.
 	OnUpstreamError func(upstream, cause string)
+
+	// OnUpstreamResponse, if non-nil, is called once for every response
+	// an upstream sends, with the upstream's name and the time from
+	// sending the request to the response headers. Like OnUpstreamError it
+	// must be quick and safe for concurrent use. Nil means no call.
+	OnUpstreamResponse func(upstream string, d time.Duration)
 }
 
 const (
@@ -90,8 +105,8 @@ const (
 )
 
 // Proxy is the reverse proxy of gateway mode (README "Gateway mode"): an http.Handler that
-// forwards every request to a pool of upstreams, HTTP/1.1 or h2c, whatever
-// protocol the request arrived on.
+// forwards every request to a pool of upstreams, HTTP/1.1, h2c or TLS,
+// whatever protocol the request arrived on.
 //
 // It is built on net/http/httputil.ReverseProxy and adds what an h2c edge
 // needs: an h2c upgrade is never carried to an upstream (Upgrade,
@@ -110,12 +125,15 @@ type Proxy struct {
 	pool    *pool
 	h1      *http.Transport  // HTTP/1.1 upstreams
 	h2c     *http2.Transport // h2c upstreams: HTTP/2 with prior knowledge
+	tls     *http.Transport  // https:// upstreams; nil without one
 	dialer  net.Dialer
 	log     zerolog.Logger
 	timeout time.Duration // ProxyConfig.Timeout, resolved
 	onError func(upstream, cause string)
-	names   []string
-	tunnels tunnels
+	// onResponse is ProxyConfig.OnUpstreamResponse.
+	onResponse func(upstream string, d time.Duration)
+	names      []string
+	tunnels    tunnels
 
 	// ready caches the last readiness answer; readyMu lets one probe run
 	// at a time.
@@ -147,7 +165,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		}
 	}
 
-	p := &Proxy{log: cfg.Logger, onError: cfg.OnUpstreamError}
+	p := &Proxy{log: cfg.Logger, onError: cfg.OnUpstreamError, onResponse: cfg.OnUpstreamResponse}
 	p.dialer = net.Dialer{Timeout: orDuration(cfg.DialTimeout, defaultDialTimeout)}
 	timeout := orDuration(cfg.Timeout, defaultProxyTimeout)
 	p.timeout = timeout
@@ -228,7 +246,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 
 	ups := make([]*upstream, 0, len(cfg.Upstreams))
 	for _, s := range cfg.Upstreams {
-		name, host, h2c, err := parseUpstream(s)
+		name, host, scheme, err := parseUpstream(s)
 		if err != nil {
 			return nil, err
 		}
@@ -237,10 +255,19 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 				return nil, fmt.Errorf("gateway: upstream %q: %s is listed twice", s, host)
 			}
 		}
-		u := &upstream{name: name, host: host, h2c: h2c, rt: p.h1}
-		if h2c {
+		u := &upstream{name: name, host: host, h2c: scheme == "h2c", tls: scheme == "https", rt: p.h1}
+		switch {
+		case u.h2c:
 			u.rt = p.h2c
-		} else {
+		case u.tls:
+			if p.tls == nil {
+				p.tls = p.newTLSTransport(cfg.TLSConfig, maxConns, maxIdle)
+			}
+			u.rt = p.tls
+		}
+		if !u.h2c {
+			// HTTP/1.1 carries one request per connection; over TLS
+			// the upstream may speak either.
 			u.slots = make(chan struct{}, maxConns)
 		}
 		ups = append(ups, u)
@@ -264,6 +291,35 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		ErrorHandler:   p.handleError,
 	}
 	return p, nil
+}
+
+// newTLSTransport returns the transport of https:// upstreams: net/http's,
+// which offers h2 and http/1.1 by ALPN and keeps the HTTP/2 connections it
+// negotiated in a pool of their own (RFC 9113 §3.2). A request that
+// switches protocols (a WebSocket) asks for http/1.1 only.
+func (p *Proxy) newTLSTransport(tc *tls.Config, maxConns, maxIdle int) *http.Transport {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	if tc != nil {
+		tc = tc.Clone()
+	}
+	return &http.Transport{
+		DialContext:           p.dial,
+		TLSClientConfig:       tc,
+		TLSHandshakeTimeout:   p.dialer.Timeout,
+		Protocols:             &protos,
+		MaxConnsPerHost:       maxConns,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleConnTimeout,
+		DisableCompression:    true,
+		ResponseHeaderTimeout: p.timeout,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:           h2cPingTimeout,
+			PingTimeout:               h2cPingTimeout,
+			MaxReceiveBufferPerStream: h2cStreamBuffer,
+		},
+	}
 }
 
 // ServeHTTP forwards r to an upstream and copies the response back.
@@ -312,6 +368,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	u := p.pool.pick(ws)
 	forwardHeader(out.Header, ws && !u.h2c)
 	out.URL.Scheme = "http" // h2c too: the transport speaks HTTP/2 to http:// URLs
+	if u.tls {
+		out.URL.Scheme = "https"
+	}
 	out.URL.Host = u.host
 	// Credentials in an absolute-form target would become an Authorization
 	// field sent upstream.
@@ -403,6 +462,9 @@ func (p *Proxy) probe() bool {
 func (p *Proxy) Close() {
 	p.h1.CloseIdleConnections()
 	p.h2c.CloseIdleConnections()
+	if p.tls != nil {
+		p.tls.CloseIdleConnections()
+	}
 	p.tunnels.closeAll()
 }
 

@@ -292,7 +292,8 @@ func TestNewProxy(t *testing.T) {
 		want string
 	}{
 		{"no upstream", ProxyConfig{}, "no upstream"},
-		{"https", ProxyConfig{Upstreams: []string{"https://a:1"}}, `upstream "https://a:1": scheme "https" is not served`},
+		{"ftp", ProxyConfig{Upstreams: []string{"ftp://a:1"}}, `upstream "ftp://a:1": scheme "ftp" is not served`},
+		{"credentials", ProxyConfig{Upstreams: []string{"http://u:s3cret@a:1"}}, `credentials are not supported`},
 		{"no scheme", ProxyConfig{Upstreams: []string{"a:1"}}, `upstream "a:1"`},
 		{"no host", ProxyConfig{Upstreams: []string{"http://:80"}}, "no host"},
 		{"path", ProxyConfig{Upstreams: []string{"http://a:1/api"}}, "a path is not supported"},

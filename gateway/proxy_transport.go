@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync/atomic"
+	"time"
 )
 
 // dial connects to an upstream for either transport. A failure is marked as
@@ -83,6 +84,7 @@ func (p *Proxy) attempt(u *upstream, req *http.Request) (*http.Response, error) 
 		h2 = newH2CAttempt(req.Context())
 		req = req.WithContext(h2)
 	}
+	start := time.Now()
 	res, err := u.rt.RoundTrip(req)
 	if err != nil {
 		u.release()
@@ -95,6 +97,9 @@ func (p *Proxy) attempt(u *upstream, req *http.Request) (*http.Response, error) 
 				AnErr("error", err).Msg("upstream taken out")
 		}
 		return nil, err
+	}
+	if p.onResponse != nil {
+		p.onResponse(u.name, time.Since(start))
 	}
 	if p.pool.restore(u) {
 		p.log.Info().Str("upstream", u.name).Msg("upstream back in service")
