@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external clients the tests drive, when missing:
 #   Debian: curl, nghttp2-client (nghttp, h2load), haproxy (/usr/sbin)
-#   Go:     h2spec
+#   Go:     h2spec, kustomize (renders deploy/kubernetes in the tests)
 # Safe to run again; prints what it installs.
 set -euo pipefail
 
@@ -27,4 +27,8 @@ GOBIN_DIR="$(go env GOPATH)/bin"
 if ! command -v h2spec >/dev/null 2>&1 && [ ! -x "$GOBIN_DIR/h2spec" ]; then
   echo "install-test-tools: go install h2spec"
   go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+fi
+if ! command -v kustomize >/dev/null 2>&1 && [ ! -x "$GOBIN_DIR/kustomize" ]; then
+  echo "install-test-tools: go install kustomize"
+  go install sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
 fi

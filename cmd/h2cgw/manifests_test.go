@@ -1,19 +1,25 @@
 package main
 
-// The Kubernetes manifests in deploy/kubernetes, checked against this
-// binary's own flag definitions and admin mux, so that a changed default
-// (a port, a path, the shutdown timeout) fails here rather than in a
-// cluster. The test lives in cmd/h2cgw to read the unexported defaults.
+// The Kubernetes manifests in deploy/kubernetes, rendered with kustomize as
+// "kubectl apply -k" renders them, and checked against this binary's own
+// flag definitions and admin mux, so that a changed default (a port, a
+// path, the shutdown timeout) or a kustomization that does not build fails
+// here rather than in a cluster. The test lives in cmd/h2cgw to read the
+// unexported defaults.
 //
 // YAML comes from go.yaml.in/yaml/v3, the YAML organisation's continuation
 // of gopkg.in/yaml.v3 (already in the module graph through the Prometheus
 // client); a test-only import, not linked into the binary.
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,7 +31,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const manifestDir = "../../deploy/kubernetes"
+const (
+	manifestDir = "../../deploy/kubernetes/base"
+	overlayDir  = "../../deploy/kubernetes/overlays/proxy-protocol"
+	// kustomizeHint installs the kustomize the tests render with.
+	kustomizeHint = "go install sigs.k8s.io/kustomize/kustomize/v5@v5.8.2 (or ./scripts/install-test-tools.sh)"
+)
 
 // The parts of the Kubernetes objects the checks read.
 type (
@@ -51,7 +62,9 @@ type (
 			Path string `yaml:"path"`
 		} `yaml:"patches"`
 		Images []struct {
-			Name string `yaml:"name"`
+			Name    string `yaml:"name"`
+			NewName string `yaml:"newName"`
+			NewTag  string `yaml:"newTag"`
 		} `yaml:"images"`
 	}
 
@@ -156,31 +169,69 @@ func readYAML(t *testing.T, file string, v any) {
 	}
 }
 
-// objects reads a kustomization's resources (files only, not other
-// kustomizations) by kind; two objects of one kind fail.
-func objects(t *testing.T, dir string) (kustomization, map[string]k8sObject) {
+// render builds the kustomization in dir with kustomize and returns its
+// objects by kind; two objects of one kind fail.
+func render(t *testing.T, dir string) map[string]k8sObject {
+	t.Helper()
+	bin := kustomizeBin(t)
+	cmd := exec.Command(bin, "build", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.String())
+	}
+	byKind := map[string]k8sObject{}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var o k8sObject
+		err := dec.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("kustomize build %s: output: %v", dir, err)
+		}
+		if o.APIVersion == "" || o.Kind == "" || o.Metadata.Name == "" {
+			t.Errorf("%s: apiVersion %q kind %q name %q; want all three", dir, o.APIVersion, o.Kind, o.Metadata.Name)
+		}
+		if _, dup := byKind[o.Kind]; dup {
+			t.Errorf("%s: a second %s", dir, o.Kind)
+		}
+		byKind[o.Kind] = o
+	}
+	return byKind
+}
+
+// kustomizeBin finds kustomize on PATH or where go install puts it. A
+// missing one skips the test, and fails it in CI (CI=true).
+func kustomizeBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("kustomize"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "kustomize")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("kustomize is not installed: %s", kustomizeHint)
+	}
+	t.Skipf("kustomize is not installed: %s", kustomizeHint)
+	return ""
+}
+
+// readKustomization reads dir's kustomization.yaml.
+func readKustomization(t *testing.T, dir string) kustomization {
 	t.Helper()
 	var k kustomization
 	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &k)
 	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
 		t.Errorf("%s/kustomization.yaml: %s %s; want kustomize.config.k8s.io/v1beta1 Kustomization", dir, k.APIVersion, k.Kind)
 	}
-	byKind := map[string]k8sObject{}
-	for _, r := range k.Resources {
-		if !strings.HasSuffix(r, ".yaml") {
-			continue // a base
-		}
-		var o k8sObject
-		readYAML(t, filepath.Join(dir, r), &o)
-		if o.APIVersion == "" || o.Kind == "" || o.Metadata.Name == "" {
-			t.Errorf("%s: apiVersion %q kind %q name %q; want all three", r, o.APIVersion, o.Kind, o.Metadata.Name)
-		}
-		if _, dup := byKind[o.Kind]; dup {
-			t.Errorf("%s: a second %s", r, o.Kind)
-		}
-		byKind[o.Kind] = o
-	}
-	return k, byKind
+	return k
 }
 
 func decodeSpec(t *testing.T, o k8sObject, v any) {
@@ -247,7 +298,7 @@ func checkContainer(t *testing.T, c container, grace *int) config {
 	// is the one that turns 503 at shutdown, liveness the one that
 	// does not.
 	rd := &readiness{}
-	mux := adminHandler(newMetrics("test").reg, rd, zerolog.Nop())
+	mux := adminHandler(newMetrics("test").reg, rd, zerolog.Nop(), adminOptions{})
 	status := func(path string) int {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -301,10 +352,10 @@ func checkContainer(t *testing.T, c container, grace *int) config {
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	k, objs := objects(t, manifestDir)
+	k := readKustomization(t, manifestDir)
+	objs := render(t, manifestDir)
 
-	// Every manifest in the directory is a resource, and every resource is
-	// there.
+	// Every manifest in the directory is a resource.
 	files, _ := filepath.Glob(filepath.Join(manifestDir, "*.yaml"))
 	for _, f := range files {
 		if b := filepath.Base(f); b != "kustomization.yaml" && !slices.Contains(k.Resources, b) {
@@ -324,8 +375,8 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Fatalf("%d containers; want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	if len(k.Images) != 1 || k.Images[0].Name != c.Image {
-		t.Errorf("kustomization images %+v; want one entry named after the container image %q", k.Images, c.Image)
+	if len(k.Images) != 1 || c.Image != k.Images[0].NewName+":"+k.Images[0].NewTag {
+		t.Errorf("rendered image %q; want the kustomization's one images entry %+v applied", c.Image, k.Images)
 	}
 	cfg := checkContainer(t, c, pod.TerminationGracePeriodSeconds)
 	if cfg.ProxyProtocol {
@@ -411,45 +462,44 @@ func TestKubernetesManifests(t *testing.T) {
 // base's) turn the PROXY protocol on with trusted ranges, and keep what the
 // base's checks hold; its Service asks the balancer for the header.
 func TestKubernetesProxyProtocolOverlay(t *testing.T) {
-	dir := filepath.Join(manifestDir, "overlays", "proxy-protocol")
-	k, _ := objects(t, dir)
-	if !slices.Contains(k.Resources, "../..") {
-		t.Errorf("overlay resources %q; want the base ../..", k.Resources)
+	k := readKustomization(t, overlayDir)
+	if !slices.Contains(k.Resources, "../../base") {
+		t.Errorf("overlay resources %q; want the base ../../base", k.Resources)
 	}
-	patches := map[string]k8sObject{}
-	for _, p := range k.Patches {
-		var o k8sObject
-		readYAML(t, filepath.Join(dir, p.Path), &o)
-		patches[o.Kind] = o
+	base, objs := render(t, manifestDir), render(t, overlayDir)
+	for kind := range base {
+		if _, ok := objs[kind]; !ok {
+			t.Errorf("the overlay renders no %s", kind)
+		}
 	}
 
-	_, base := objects(t, manifestDir)
-	var bd, pd deploymentSpec
-	decodeSpec(t, base["Deployment"], &bd)
-	decodeSpec(t, patches["Deployment"], &pd)
-	if len(pd.Template.Spec.Containers) != 1 || pd.Template.Spec.Containers[0].Name != bd.Template.Spec.Containers[0].Name {
-		t.Fatalf("the Deployment patch does not name the base's container")
+	var d deploymentSpec
+	decodeSpec(t, objs["Deployment"], &d)
+	if len(d.Template.Spec.Containers) != 1 {
+		t.Fatalf("%d containers; want 1", len(d.Template.Spec.Containers))
 	}
-	// The container as kustomize merges it: the base's, with the
-	// patch's args.
-	c := bd.Template.Spec.Containers[0]
-	c.Args = pd.Template.Spec.Containers[0].Args
-	cfg := checkContainer(t, c, bd.Template.Spec.TerminationGracePeriodSeconds)
+	// The container as kustomize merged it: the base's, with the patch's
+	// args, which must still hold what the base's checks hold.
+	c := d.Template.Spec.Containers[0]
+	cfg := checkContainer(t, c, d.Template.Spec.TerminationGracePeriodSeconds)
 	if !cfg.ProxyProtocol || len(cfg.ProxyProtocolTrusted) == 0 {
 		t.Errorf("overlay args %q; want --proxy-protocol with trusted ranges", c.Args)
 	}
+	if c.Image == "" || len(c.Ports) == 0 || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil {
+		t.Errorf("the overlay's container lost the base's image, ports or probes: %+v", c)
+	}
 
-	s := patches["Service"]
+	s := objs["Service"]
 	if s.Metadata.Name != base["Service"].Metadata.Name {
-		t.Fatalf("the Service patch names %q; want %q", s.Metadata.Name, base["Service"].Metadata.Name)
+		t.Fatalf("the Service is %q; want the base's %q", s.Metadata.Name, base["Service"].Metadata.Name)
 	}
 	if got := s.Metadata.Annotations["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"]; got != "*" {
-		t.Errorf("Service patch aws-load-balancer-proxy-protocol %q; want \"*\"", got)
+		t.Errorf("Service aws-load-balancer-proxy-protocol %q; want \"*\"", got)
 	}
 	var ss serviceSpec
 	decodeSpec(t, s, &ss)
-	if ss.Type != "LoadBalancer" {
-		t.Errorf("Service patch type %q; want LoadBalancer", ss.Type)
+	if ss.Type != "LoadBalancer" || len(ss.Ports) != 1 {
+		t.Errorf("Service type %q with %d ports; want LoadBalancer with the base's port", ss.Type, len(ss.Ports))
 	}
 }
 
