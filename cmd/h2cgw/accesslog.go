@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
@@ -17,11 +21,14 @@ import (
 // It gives the request a gateway.Note, so that the proxy can report the
 // upstream it chose.
 //
-// Fields: via (entry path), proto, method, host, path, status, bytes_in and
-// bytes_out (body bytes), duration (milliseconds), upstream ("" for the
-// built-in handler), remote, aborted (the handler panicked, so the client
-// got a reset stream or a cut connection rather than the status logged).
-func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
+// Fields: time (to the millisecond), via (entry path), proto, method, host,
+// path (without the query, which may carry tokens, unless query is set:
+// then query too), status, bytes_in and bytes_out (body bytes),
+// duration_ms, upstream ("" for the built-in handler), remote, user_agent,
+// request_id (the X-Request-Id forwarded upstream, see requestID), aborted
+// (the handler panicked, so the client got a reset stream or a cut
+// connection rather than the status logged).
+func accessLog(log zerolog.Logger, query *atomic.Bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, note := gateway.WithNote(r.Context())
@@ -31,18 +38,23 @@ func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
 			// on to net/http: httputil.ReverseProxy aborts a response
 			// whose upstream failed midway with http.ErrAbortHandler.
 			p := recover()
-			log.Info().
+			ev := log.Info().
 				Str("via", string(gateway.EntryPathFromContext(ctx))).
 				Str("proto", r.Proto).
 				Str("method", r.Method).
 				Str("host", r.Host).
-				Str("path", r.URL.Path).
-				Int("status", rec.code()).
+				Str("path", r.URL.Path)
+			if query.Load() && r.URL.RawQuery != "" {
+				ev = ev.Str("query", r.URL.RawQuery)
+			}
+			ev.Int("status", rec.code()).
 				Int64("bytes_in", rec.bytesIn()).
 				Int64("bytes_out", rec.written.Load()).
-				Dur("duration", time.Since(start)).
+				Float64("duration_ms", millis(time.Since(start))).
 				Str("upstream", note.Upstream).
 				Str("remote", r.RemoteAddr).
+				Str("user_agent", r.UserAgent()).
+				Str("request_id", logRequestID(r.Header)).
 				Bool("aborted", p != nil).
 				Msg("request")
 			if p != nil {
@@ -53,27 +65,85 @@ func accessLog(log zerolog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 // logAnswered writes the access line of a response the gateway wrote itself
 // (gateway.Event.Request is set): a rejection, a misplaced preface, an
 // unreadable upgrade body — requests the handler chain, and so accessLog,
 // never saw.
-func logAnswered(log zerolog.Logger, e gateway.Event) {
+func logAnswered(log zerolog.Logger, query *atomic.Bool, e gateway.Event) {
 	r := e.Request
-	log.Info().
+	ev := log.Info().
 		Str("via", string(e.Path)).
 		Str("proto", r.Proto).
 		Str("method", r.Method).
 		Str("host", r.Host).
-		Str("path", r.URL.Path).
-		Int("status", e.Status).
+		Str("path", r.URL.Path)
+	if query.Load() && r.URL.RawQuery != "" {
+		ev = ev.Str("query", r.URL.RawQuery)
+	}
+	ev.Int("status", e.Status).
 		Int64("bytes_in", 0).
 		Int64("bytes_out", 0).
-		Dur("duration", 0).
+		Float64("duration_ms", 0).
 		Str("upstream", "").
 		Str("remote", r.RemoteAddr).
+		Str("user_agent", r.UserAgent()).
+		Str("request_id", logRequestID(r.Header)).
 		Bool("aborted", false).
 		Str("reason", string(e.Reason)).
 		Msg("request")
+}
+
+// requestIDField is the request's id: kept when the client (or a balancer
+// in front) sent a usable one, generated otherwise.
+const requestIDField = "X-Request-Id"
+
+// requestID returns the request's id, setting a new one in h when it has
+// none or one that is not usable (validRequestID), so that the upstream
+// gets it and its logs can be matched with the gateway's.
+func requestID(h http.Header) string {
+	if v := h[requestIDField]; len(v) == 1 && validRequestID(v[0]) {
+		return v[0]
+	}
+	id := newRequestID()
+	h[requestIDField] = []string{id}
+	return id
+}
+
+// logRequestID is the id the access line shows: the request's, or, when
+// the request had none that requestID kept (the built-in handler does not
+// forward one), a fresh one, so that every line has one.
+func logRequestID(h http.Header) string {
+	if v := h[requestIDField]; len(v) == 1 && validRequestID(v[0]) {
+		return v[0]
+	}
+	return newRequestID()
+}
+
+// validRequestID accepts 1 to 128 visible ASCII characters: what request
+// ids are (UUIDs, hex, base64), and nothing that could forge a log line.
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 128 random bits in hex. Uniqueness is what counts,
+// not secrecy: math/rand/v2's generator, seeded from the system, gives it
+// without a system call.
+func newRequestID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(b[8:], rand.Uint64())
+	return hex.EncodeToString(b[:])
 }
 
 // The access log's batching: at most this many bytes, or this long, between
@@ -166,9 +236,14 @@ func (b *batchWriter) Close() error {
 }
 
 // newAccessLogger returns the access log's own logger: the root logger's
-// format and level (newLogger), writing to out in batches. stop writes the
-// lines still pending; call it after the gateway has shut down.
+// format, writing to out in batches, at info whatever --log-level says (the
+// access log is a stream of its own, switched by --access-log alone). stop
+// writes the lines still pending; call it after the gateway has shut down.
 func newAccessLogger(c config, out io.Writer) (log zerolog.Logger, stop func()) {
 	bw := newBatchWriter(out, accessLogBatchDelay)
-	return newLogger(c, bw), func() { _ = bw.Close() }
+	var w io.Writer = bw
+	if c.LogFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: bw, TimeFormat: time.RFC3339, NoColor: !isTerminal(out)}
+	}
+	return zerolog.New(w).Level(zerolog.InfoLevel).Hook(timestamp{}), func() { _ = bw.Close() }
 }

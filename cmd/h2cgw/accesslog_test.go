@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ func chainServer(t *testing.T, h http.Handler) (*httptest.Server, *logSink, *met
 	t.Helper()
 	logs := newLogSink(t)
 	m := newMetrics("test")
-	srv := httptest.NewServer(accessLog(zerolog.New(logs), m.middleware(h)))
+	srv := httptest.NewServer(accessLog(zerolog.New(logs).Hook(timestamp{}), new(atomic.Bool), m.middleware(h)))
 	t.Cleanup(srv.Close)
 	return srv, logs, m
 }
@@ -50,8 +52,20 @@ func TestAccessLogFields(t *testing.T) {
 			t.Errorf("%s = %v (%T); want %v", k, line[k], line[k], want)
 		}
 	}
-	if d, ok := line["duration"].(float64); !ok || d < 0 {
-		t.Errorf("duration = %v; want a number of milliseconds", line["duration"])
+	if d, ok := line["duration_ms"].(float64); !ok || d < 0 {
+		t.Errorf("duration_ms = %v; want a number of milliseconds", line["duration_ms"])
+	}
+	if _, err := time.Parse(timeFormat, fmt.Sprint(line["time"])); err != nil || !strings.Contains(fmt.Sprint(line["time"]), ".") {
+		t.Errorf("time = %v; want a timestamp to the millisecond (%v)", line["time"], err)
+	}
+	if ua, _ := line["user_agent"].(string); !strings.HasPrefix(ua, "Go-http-client/") {
+		t.Errorf("user_agent = %q; want Go's client", ua)
+	}
+	if id, _ := line["request_id"].(string); len(id) != 32 {
+		t.Errorf("request_id = %q; want a generated 32-digit id", id)
+	}
+	if _, ok := line["query"]; ok {
+		t.Errorf("query = %v; want none without --access-log-query", line["query"])
 	}
 	if r, _ := line["remote"].(string); !strings.HasPrefix(r, "127.0.0.1:") {
 		t.Errorf("remote = %q; want the client's address", r)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -32,11 +34,45 @@ func (rd *readiness) ready() (bool, string) {
 	return true, "ok"
 }
 
+// adminOptions are the admin listener's optional endpoints.
+type adminOptions struct {
+	// reload, if non-nil, serves POST /reload.
+	reload func(why string) reloadResult
+	// pprof serves net/http/pprof under /debug/pprof/.
+	pprof bool
+}
+
 // adminHandler serves the admin listener: /metrics (Prometheus text format,
-// from reg), /healthz (200 while the process runs) and /readyz (200 or 503,
-// from rd).
-func adminHandler(reg *prometheus.Registry, rd *readiness, log zerolog.Logger) http.Handler {
+// from reg), /healthz (200 while the process runs), /readyz (200 or 503,
+// from rd), POST /reload, and /debug/pprof/ when opts asks for it.
+func adminHandler(reg *prometheus.Registry, rd *readiness, log zerolog.Logger, opts adminOptions) http.Handler {
 	mux := http.NewServeMux()
+	if opts.reload != nil {
+		mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+			res := opts.reload("POST /reload")
+			code := http.StatusOK
+			if res.Result != "ok" {
+				// The file did not parse or its upstreams could not
+				// be built: the request was fine, the configuration
+				// was not.
+				code = http.StatusUnprocessableEntity
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(res)
+		})
+	}
+	if opts.pprof {
+		// The profiler's handlers, registered on this mux rather than
+		// on http.DefaultServeMux, which nothing here serves.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:          promLogger{log},
 		Registry:          reg, // counts its own scrape errors
@@ -72,8 +108,10 @@ func newAdminServer(h http.Handler, log zerolog.Logger) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		// A probe's client may keep its connection for the next probe.
 		IdleTimeout: 60 * time.Second,
-		// Scrapes of a large registry take a while to encode, not minutes.
-		WriteTimeout:   30 * time.Second,
+		// Scrapes of a large registry take a while to encode, not
+		// minutes; a CPU profile (--admin-pprof) takes its ?seconds=,
+		// 30 by default, and then its writing.
+		WriteTimeout:   90 * time.Second,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       newStdLogger(log),
 	}

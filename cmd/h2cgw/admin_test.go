@@ -31,7 +31,7 @@ func TestReadyz(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rd := &readiness{upstreamsUp: tt.up}
 			rd.draining.Store(tt.draining)
-			h := adminHandler(newMetrics("test").reg, rd, zerolog.New(zerolog.NewTestWriter(t)))
+			h := adminHandler(newMetrics("test").reg, rd, zerolog.New(zerolog.NewTestWriter(t)), adminOptions{})
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 			if rec.Code != tt.want || rec.Body.String() != tt.body {
@@ -47,7 +47,7 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestAdminMetricsFormat(t *testing.T) {
-	h := adminHandler(newMetrics("test").reg, &readiness{}, zerolog.New(zerolog.NewTestWriter(t)))
+	h := adminHandler(newMetrics("test").reg, &readiness{}, zerolog.New(zerolog.NewTestWriter(t)), adminOptions{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {

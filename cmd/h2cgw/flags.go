@@ -7,11 +7,15 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"os"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
 )
 
 // envPrefix starts every flag's environment twin: --max-upgrade-body is also
@@ -21,19 +25,28 @@ const envPrefix = "H2CGW_"
 // config is the command line, parsed. Its defaults are gateway.Config's,
 // spelled out so that --help can print them.
 type config struct {
+	// ConfigFile is --config: a YAML file of flag values, read at start-up
+	// and again on SIGHUP or POST /reload (reload.go).
+	ConfigFile string
+
 	Listen      string
 	AdminListen string // "" disables the admin listener
 	Upstreams   []string
 
 	// MaxUpgradeBody is the flag as given: 0 means "never upgrade a request
 	// with a body" (gateway.Config spells that -1).
-	MaxUpgradeBody       int64
-	ShutdownTimeout      time.Duration
-	ReadHeaderTimeout    time.Duration
-	IdleTimeout          time.Duration
-	PrefaceTimeout       time.Duration
-	UpgradeBodyTimeout   time.Duration
-	UpstreamTimeout      time.Duration
+	MaxUpgradeBody     int64
+	ShutdownTimeout    time.Duration
+	ReadHeaderTimeout  time.Duration
+	IdleTimeout        time.Duration
+	PrefaceTimeout     time.Duration
+	UpgradeBodyTimeout time.Duration
+	UpstreamTimeout    time.Duration
+	// UpstreamCA is a PEM file of roots for https:// upstreams ("" for the
+	// system's); UpstreamServerName the name their certificates are checked
+	// against ("" for each upstream's host).
+	UpstreamCA           string
+	UpstreamServerName   string
 	MaxHeaderBytes       int64
 	MaxConcurrentStreams uint32
 	MaxConnections       int
@@ -47,9 +60,14 @@ type config struct {
 	ProxyProtocol        bool
 	ProxyProtocolTrusted []netip.Prefix
 
-	LogLevel  zerolog.Level
-	LogFormat string // "json" or "console"
-	AccessLog bool
+	LogLevel       zerolog.Level
+	LogFormat      string // "json" or "console"
+	AccessLog      bool
+	AccessLogQuery bool
+
+	// AdminPprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener.
+	AdminPprof bool
 
 	Help    bool
 	Version bool
@@ -87,6 +105,9 @@ type flagSpec struct {
 	usage string
 	value flag.Value
 	noEnv bool // --help and --version have no environment twin
+	// noFile: the key may not stand in a config file (--config itself,
+	// --help, --version).
+	noFile bool
 }
 
 func envName(flagName string) string {
@@ -95,15 +116,28 @@ func envName(flagName string) string {
 
 func flagSpecs(c *config) []flagSpec {
 	return []flagSpec{
+		{name: "config", arg: "FILE", value: &fileValue{p: &c.ConfigFile}, noFile: true,
+			usage: "a YAML file whose keys are these flags' names (upstream: [a, b],\n" +
+				"log-level: warn); a flag or its variable beats the file. SIGHUP\n" +
+				"or POST /reload on the admin listener reads it again and applies\n" +
+				"the upstreams, the upstream settings, the log level and the\n" +
+				"access log; other changes are logged as needing a restart"},
 		{name: "listen", arg: "ADDR", value: &addrValue{p: &c.Listen},
 			usage: "cleartext listener: HTTP/1.1, h2c upgrade, h2c prior knowledge"},
 		{name: "admin-listen", arg: "ADDR", value: &addrValue{p: &c.AdminListen, emptyOK: true},
 			usage: "admin listener: /metrics, /healthz, /readyz; empty disables it\n" +
 				"(loopback by default: use :9901 for probes from outside the host)"},
 		{name: "upstream", arg: "URL", value: &upstreamsValue{p: &c.Upstreams},
-			usage: "http://host:port (HTTP/1.1) or h2c://host:port (HTTP/2 prior\n" +
-				"knowledge); repeat it for a pool (comma-separated in the\n" +
+			usage: "http://host:port (HTTP/1.1), h2c://host:port (HTTP/2 prior\n" +
+				"knowledge) or https://host:port (TLS; HTTP/2 or HTTP/1.1 as ALPN\n" +
+				"settles); repeat it for a pool (comma-separated in the\n" +
 				"environment); none serves the built-in JSON echo"},
+		{name: "upstream-ca", arg: "FILE", value: &fileValue{p: &c.UpstreamCA},
+			usage: "PEM certificates to verify https:// upstreams with, instead of\n" +
+				"the system's roots"},
+		{name: "upstream-server-name", arg: "NAME", value: &stringValue{p: &c.UpstreamServerName},
+			usage: "the name https:// upstreams' certificates must carry (and SNI),\n" +
+				"instead of each upstream's host"},
 		{name: "max-upgrade-body", arg: "BYTES", value: &bytesValue{p: &c.MaxUpgradeBody, max: math.MaxInt64},
 			usage: "largest body an h2c upgrade reads before its 101; a larger one is\n" +
 				"served on HTTP/1.1; 0 never upgrades a request with a body"},
@@ -150,17 +184,27 @@ func flagSpecs(c *config) []flagSpec {
 		{name: "log-format", arg: "FORMAT", value: &choiceValue{p: &c.LogFormat, choices: []string{"json", "console"}},
 			usage: "json (one object a line, on stderr) or console (for people)"},
 		{name: "access-log", value: &boolValue{p: &c.AccessLog},
-			usage: "log one line per request; --access-log=false turns it off"},
-		{name: "version", value: &boolValue{p: &c.Version}, noEnv: true,
+			usage: "log one line per request; --access-log=false turns it off.\n" +
+				"The access log is a stream of its own: --log-level does not\n" +
+				"govern it"},
+		{name: "access-log-query", value: &boolValue{p: &c.AccessLogQuery},
+			usage: "put the query string in the access log's path (off: a query\n" +
+				"may carry tokens)"},
+		{name: "admin-pprof", value: &boolValue{p: &c.AdminPprof},
+			usage: "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the\n" +
+				"admin listener"},
+		{name: "version", value: &boolValue{p: &c.Version}, noEnv: true, noFile: true,
 			usage: "print the version and exit"},
-		{name: "help", value: &boolValue{p: &c.Help}, noEnv: true,
+		{name: "help", value: &boolValue{p: &c.Help}, noEnv: true, noFile: true,
 			usage: "print this help and exit"},
 	}
 }
 
 // parseFlags parses args (without the program name) over the environment
-// twins found by lookupEnv. A flag on the command line beats its twin. The
-// error is a *usageError, one line naming the flag and what it accepts.
+// twins found by lookupEnv, over the --config file's values, over the
+// defaults: a flag on the command line beats its twin, which beats the file.
+// The error is a *usageError, one line naming the flag (or the file's key)
+// and what it accepts; it never quotes a credential.
 func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, error) {
 	c := defaultConfig()
 	specs := flagSpecs(&c)
@@ -171,6 +215,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, e
 		fs.Var(s.value, s.name, s.usage)
 	}
 
+	// given holds the flags set by the command line or the environment,
+	// which the file may not override.
+	given := map[string]bool{}
 	for _, s := range specs {
 		if s.noEnv {
 			continue
@@ -181,8 +228,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, e
 			continue
 		}
 		if err := setFromEnv(s.value, v); err != nil {
-			return c, &usageError{fmt.Sprintf("invalid value %q for --%s (from %s): %v", v, s.name, env, err)}
+			return c, &usageError{redact(fmt.Sprintf("invalid value %q for --%s (from %s): %v", v, s.name, env, err))}
 		}
+		given[s.name] = true
 	}
 
 	if err := fs.Parse(args); err != nil {
@@ -190,7 +238,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, e
 			c.Help = true
 			return c, nil
 		}
-		return c, &usageError{flagError(err)}
+		return c, &usageError{redact(flagError(err))}
 	}
 	if fs.NArg() > 0 {
 		return c, &usageError{fmt.Sprintf("unexpected argument %q (flags start with --; see --help)", fs.Arg(0))}
@@ -198,7 +246,104 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (config, e
 	if c.Help || c.Version {
 		return c, nil
 	}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if c.ConfigFile != "" {
+		if err := applyFile(c.ConfigFile, specs, given); err != nil {
+			return c, err
+		}
+	}
 	return c, checkFlags(c)
+}
+
+// applyFile sets, from the YAML file at path, every flag that given does not
+// hold. The file is a mapping from flag names to a value, or to a list for
+// the flags that repeat (upstream, proxy-protocol-trusted).
+func applyFile(path string, specs []flagSpec, given map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return &usageError{fmt.Sprintf("--config: %v", err)}
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return &usageError{fmt.Sprintf("--config %s: not a YAML mapping of flag names: %v", path, err)}
+	}
+	byName := make(map[string]flagSpec, len(specs))
+	for _, s := range specs {
+		byName[s.name] = s
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first error is the same at every reading
+	for _, k := range keys {
+		s, ok := byName[k]
+		if !ok || s.noFile {
+			return &usageError{fmt.Sprintf("--config %s: unknown key %q (the keys are the flags' names, as --help lists them)", path, k)}
+		}
+		if given[k] {
+			continue
+		}
+		v, err := fileValueString(doc[k])
+		if err == nil {
+			err = setFromEnv(s.value, v)
+		}
+		if err != nil {
+			return &usageError{redact(fmt.Sprintf("--config %s: invalid value for %s: %v", path, k, err))}
+		}
+	}
+	return nil
+}
+
+// fileValueString turns a YAML value into the text its flag parses: a list
+// (for the repeatable flags) is joined with commas, as their environment
+// twins take it.
+func fileValueString(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			s, err := fileValueString(e)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	case map[string]any:
+		return "", errors.New("want a value or a list, not a mapping")
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+// userinfo matches the user:password@ part of a URL in a message.
+var userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s"']*@`)
+
+// redact removes the credentials of any URL in msg: the flag package quotes
+// a refused value in its message, and a refused upstream URL may hold a
+// password.
+func redact(msg string) string { return userinfo.ReplaceAllString(msg, "${1}REDACTED@") }
+
+// checkEnviron refuses a variable that looks like a flag's twin but names
+// no flag (H2CGW_UPSTREAMS for H2CGW_UPSTREAM): ignored, it would silently
+// change what the gateway does, as an unknown flag would.
+func checkEnviron(environ []string) error {
+	known := map[string]bool{}
+	for _, s := range flagSpecs(new(config)) {
+		if !s.noEnv {
+			known[envName(s.name)] = true
+		}
+	}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix) && !known[name] {
+			return &usageError{fmt.Sprintf("environment variable %s names no flag (each flag's variable is listed by --help)", name)}
+		}
+	}
+	return nil
 }
 
 // checkFlags rejects combinations that no single flag can see.
@@ -279,6 +424,11 @@ func defaultText(v flag.Value) string {
 		}
 		return strconv.Quote(s)
 	case *addrValue:
+		return strconv.Quote(s)
+	case *fileValue, *stringValue:
+		if s == "" {
+			return "none"
+		}
 		return strconv.Quote(s)
 	}
 	return s

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -137,9 +140,12 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"listen empty", []string{"--listen", ""}, nil, []string{"--listen", "host:port"}},
 		{"listen missing value", []string{"--listen"}, nil, []string{"--listen", "needs an argument"}},
 		{"admin-listen", []string{"--admin-listen", "nope"}, nil, []string{"--admin-listen", "empty to disable"}},
-		{"upstream scheme", []string{"--upstream", "https://a:1"}, nil, []string{"--upstream", "http://host:port or h2c://host:port"}},
+		{"upstream scheme", []string{"--upstream", "ftp://a:1"}, nil, []string{"--upstream", "http://host:port, h2c://host:port or https://host:port"}},
+		{"upstream credentials", []string{"--upstream", "http://user:s3cret@host:1"}, nil, []string{"--upstream", "must not carry credentials"}},
+		{"env upstream credentials", nil, map[string]string{"H2CGW_UPSTREAM": "h2c://a:1,http://user:s3cret@host:1"}, []string{"--upstream", "H2CGW_UPSTREAM", "must not carry credentials"}},
 		{"upstream no host", []string{"--upstream", "http://"}, nil, []string{"--upstream", "no host"}},
-		{"max-upgrade-body unit", []string{"--max-upgrade-body", "1MB"}, nil, []string{"--max-upgrade-body", "KiB, MiB or GiB"}},
+		{"max-upgrade-body unit", []string{"--max-upgrade-body", "1XB"}, nil, []string{"--max-upgrade-body", "KiB, MiB, GiB"}},
+		{"max-upgrade-body plus", []string{"--max-upgrade-body", "+1"}, nil, []string{"--max-upgrade-body", "byte count"}},
 		{"max-upgrade-body negative", []string{"--max-upgrade-body", "-1"}, nil, []string{"--max-upgrade-body", "byte count"}},
 		{"max-upgrade-body overflow", []string{"--max-upgrade-body", "9999999999GiB"}, nil, []string{"--max-upgrade-body", "byte count"}},
 		{"max-header-bytes zero", []string{"--max-header-bytes", "0"}, nil, []string{"--max-header-bytes", "at least 1"}},
@@ -179,6 +185,9 @@ func TestParseFlagsErrors(t *testing.T) {
 			}
 			if strings.Contains(msg, "\n") {
 				t.Errorf("error %q spans lines; want one", msg)
+			}
+			if strings.Contains(msg, "s3cret") {
+				t.Errorf("error %q shows the password", msg)
 			}
 			if exitCode(err) != 2 {
 				t.Errorf("exit code %d; want 2", exitCode(err))
@@ -230,8 +239,14 @@ func TestRunHelp(t *testing.T) {
 				t.Errorf("%s does not show %q", arg, def)
 			}
 		}
-		if n := strings.Count(help, "\n        default "); n != 21 {
-			t.Errorf("%s shows %d defaults; want one per flag with a value (21)", arg, n)
+		want := 0
+		for _, s := range flagSpecs(&c) {
+			if !s.noEnv {
+				want++
+			}
+		}
+		if n := strings.Count(help, "\n        default "); n != want {
+			t.Errorf("%s shows %d defaults; want one per flag with a value (%d)", arg, n, want)
 		}
 		for i, l := range strings.Split(help, "\n") {
 			if len(l) > 80 {
@@ -257,5 +272,83 @@ func TestFormatBytes(t *testing.T) {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q; want %q", n, got, want)
 		}
+	}
+}
+
+// TestBytesUnits: a byte count takes a plain number or a unit, in any case;
+// kB, MB, GB (and k, M, G) are powers of 1000, KiB, MiB, GiB powers of 1024.
+func TestBytesUnits(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1048576": 1 << 20, "1MiB": 1 << 20, "1mib": 1 << 20, "1MB": 1_000_000, "1M": 1_000_000,
+		"2M": 2_000_000, "10mb": 10_000_000, "64KiB": 64 << 10, "64kB": 64_000, "1k": 1000,
+		"1GiB": 1 << 30, "1gb": 1_000_000_000, "512B": 512, "0": 0, " 1 MiB ": 1 << 20,
+	} {
+		var n int64
+		if err := (&bytesValue{p: &n, max: math.MaxInt64}).Set(in); err != nil || n != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+}
+
+// TestUnknownEnvironment: a variable with the flags' prefix that names no
+// flag is an error, exit status 2, rather than silently ignored.
+func TestUnknownEnvironment(t *testing.T) {
+	err := checkEnviron([]string{"PATH=/bin", "H2CGW_UPSTREAM=http://a:1", "H2CGW_UPSTREAMS=http://b:1"})
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "H2CGW_UPSTREAMS") || strings.Contains(err.Error(), "http://b:1") {
+		t.Errorf("checkEnviron = %v; want a usage error naming H2CGW_UPSTREAMS", err)
+	}
+	if err := checkEnviron([]string{"H2CGW_LOG_LEVEL=warn", "HOME=/root"}); err != nil {
+		t.Errorf("checkEnviron with known names = %v; want nil", err)
+	}
+}
+
+// TestConfigFile: the file's keys are the flags' names; a flag beats its
+// variable, which beats the file, which beats the default.
+func TestConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h2cgw.yaml")
+	writeFile(t, path, "upstream: [http://file:1, h2c://file:2]\nlog-level: warn\naccess-log: false\nmax-upgrade-body: 2MiB\nidle-timeout: 1m\nlisten: ':9000'\n")
+	c, err := parseFlags([]string{"--config", path, "--listen", ":7000"}, env(map[string]string{"H2CGW_LOG_LEVEL": "error"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7000" {
+		t.Errorf("listen = %q; want the flag's :7000", c.Listen)
+	}
+	if c.LogLevel != zerolog.ErrorLevel {
+		t.Errorf("log-level = %v; want the variable's error", c.LogLevel)
+	}
+	if !reflect.DeepEqual(c.Upstreams, []string{"http://file:1", "h2c://file:2"}) || c.AccessLog || c.MaxUpgradeBody != 2<<20 || c.IdleTimeout != time.Minute {
+		t.Errorf("config = %+v; want the file's upstreams, access-log false, 2MiB, 1m", c)
+	}
+	if c.ShutdownTimeout != 30*time.Second {
+		t.Errorf("shutdown-timeout = %v; want the default", c.ShutdownTimeout)
+	}
+
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown key", "upstreams: [http://a:1]\n", `unknown key "upstreams"`},
+		{"bad value", "idle-timeout: soon\n", "invalid value for idle-timeout"},
+		{"not yaml", "upstream: [http://a:1\n", "not a YAML mapping"},
+		{"config in config", "config: other.yaml\n", `unknown key "config"`},
+		{"credentials", "upstream: http://u:s3cret@a:1\n", "must not carry credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, path, tc.body)
+			_, err := parseFlags([]string{"--config", path}, env(nil))
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("parseFlags = %v; want a usage error containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := parseFlags([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, env(nil)); err == nil {
+		t.Error("a missing file: got no error")
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 )
 
@@ -87,16 +88,28 @@ func (v *upstreamsValue) setList(s string) error {
 	return nil
 }
 
-const upstreamForm = "want http://host:port or h2c://host:port"
+const upstreamForm = "want http://host:port, h2c://host:port or https://host:port"
+
+// errCredentials refuses userinfo in an upstream URL. h2cgw sends no
+// credentials upstream of its own (a client's Authorization passes through),
+// and an address is logged in many places: a password in it would be too.
+var errCredentials = errors.New("an upstream URL must not carry credentials (user:password@): h2cgw logs upstream addresses; put credentials in the requests")
 
 // checkUpstream catches the mistakes a person makes on the command line; the
-// proxy validates the rest.
+// proxy validates the rest. Its errors never quote the URL, which may hold
+// a password.
 func checkUpstream(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
+		if strings.Contains(s, "@") {
+			return errCredentials
+		}
 		return errors.New(upstreamForm)
 	}
-	if u.Scheme != "http" && u.Scheme != "h2c" {
+	if u.User != nil {
+		return errCredentials
+	}
+	if u.Scheme != "http" && u.Scheme != "h2c" && u.Scheme != "https" {
 		return fmt.Errorf("%s (scheme %q is not served)", upstreamForm, u.Scheme)
 	}
 	if u.Host == "" {
@@ -179,20 +192,20 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 	return list, nil
 }
 
-// bytesValue is a byte count: a plain integer, or one with an IEC unit
-// (64KiB, 1MiB).
+// bytesValue is a byte count: a plain integer, or a number with a unit, case
+// insensitive: B; the decimal kB, MB, GB (or k, M, G), powers of 1000; the
+// binary KiB, MiB, GiB, powers of 1024 (go-humanize's ParseBytes, which
+// follows the SI and IEC prefixes).
 type bytesValue struct {
 	p        *int64
 	min, max int64
 }
 
-var byteUnits = []struct {
+// iecUnits are the units --help prints defaults with.
+var iecUnits = []struct {
 	suffix string
 	n      int64
-}{
-	// Longest suffixes first: "KiB" before "B".
-	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1},
-}
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
 
 func (v *bytesValue) String() string {
 	if v.p == nil {
@@ -203,7 +216,7 @@ func (v *bytesValue) String() string {
 
 // formatBytes writes n with the largest IEC unit that divides it exactly.
 func formatBytes(n int64) string {
-	for _, u := range byteUnits[:3] {
+	for _, u := range iecUnits {
 		if n != 0 && n%u.n == 0 {
 			return strconv.FormatInt(n/u.n, 10) + u.suffix
 		}
@@ -212,27 +225,54 @@ func formatBytes(n int64) string {
 }
 
 func (v *bytesValue) Set(s string) error {
-	bad := "want a byte count: an integer with an optional unit B, KiB, MiB or GiB (e.g. 65536 or 64KiB)"
+	bad := "want a byte count: an integer, or with a unit: kB, MB, GB (or k, M, G: powers of 1000) or KiB, MiB, GiB (powers of 1024), e.g. 65536, 64KiB, 1MB"
 	if v.min > 0 {
-		bad += fmt.Sprintf(", at least %s", formatBytes(v.min))
+		bad += fmt.Sprintf("; at least %s", formatBytes(v.min))
 	}
 	if v.max < math.MaxInt64 {
-		bad += fmt.Sprintf(", at most %s", formatBytes(v.max))
+		bad += fmt.Sprintf("; at most %s", formatBytes(v.max))
 	}
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range byteUnits {
-		if len(num) > len(u.suffix) && strings.EqualFold(num[len(num)-len(u.suffix):], u.suffix) {
-			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.n
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || n > v.max/mult || n*mult < v.min {
+	s = strings.TrimSpace(s)
+	if s == "" || s[0] == '-' || s[0] == '+' {
 		return errors.New(bad)
 	}
-	*v.p = n * mult
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n > uint64(v.max) || int64(n) < v.min {
+		return errors.New(bad)
+	}
+	*v.p = int64(n)
 	return nil
 }
+
+// fileValue is a path to a file, read when it is used.
+type fileValue struct{ p *string }
+
+func (v *fileValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *fileValue) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("want a file's path")
+	}
+	*v.p = s
+	return nil
+}
+
+// stringValue is any text; empty means unset.
+type stringValue struct{ p *string }
+
+func (v *stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *stringValue) Set(s string) error { *v.p = s; return nil }
 
 // durationValue is a positive time.Duration.
 type durationValue struct{ p *time.Duration }

@@ -135,12 +135,18 @@ type instance struct {
 // logs) and waits for its "listening" line. Cleanup stops it.
 func startRun(t *testing.T, args ...string) *instance {
 	t.Helper()
-	all := append([]string{
+	return startRunArgs(t, append([]string{
 		"--listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0",
 		"--log-level", "debug",
 		"--shutdown-timeout", "5s",
-	}, args...)
+	}, args...))
+}
+
+// startRunArgs runs the binary's run with exactly all and waits for its
+// listening line.
+func startRunArgs(t *testing.T, all []string) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{logs: newLogSink(t), cancel: cancel, done: make(chan error, 1)}
 	go func() { in.done <- run(ctx, all, io.Discard, in.logs) }()

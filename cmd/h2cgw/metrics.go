@@ -27,6 +27,8 @@ type metrics struct {
 	upstreamErrors *prometheus.CounterVec
 	inFlight       prometheus.Gauge
 	proxyProtocol  *prometheus.CounterVec
+	upstreamTime   *prometheus.HistogramVec
+	configReloads  *prometheus.CounterVec
 
 	// byPath resolves the per-request series of the known entry paths once,
 	// so a request does not hash its labels. Read-only after newMetrics.
@@ -48,6 +50,15 @@ const (
 	outcomeDeclined = "declined"
 	outcomeRejected = "rejected"
 )
+
+// durationBuckets start at 100µs: a proxied request on a local network
+// takes well under a millisecond, which Prometheus's default buckets
+// (from 5ms) cannot tell apart. They end at 30s, the default upstream
+// timeout.
+var durationBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
 
 var entryPaths = []gateway.EntryPath{gateway.PathH1, gateway.PathUpgrade, gateway.PathPriorKnowledge}
 
@@ -86,7 +97,7 @@ func newMetrics(version string) *metrics {
 		}, []string{"reason"}),
 		http2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "h2cgw_http2_errors_total",
-			Help: "Errors counted by the HTTP/2 server (golang.org/x/net/http2), by its error type.",
+			Help: "Errors counted by the HTTP/2 server (x/net's with Go 1.26, net/http's with Go 1.27), by its error type.",
 		}, []string{"type"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "h2cgw_requests_total",
@@ -95,7 +106,7 @@ func newMetrics(version string) *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "h2cgw_request_duration_seconds",
 			Help:    "Time from the request reaching the handler to the handler's return (the whole response, streamed bodies included), by entry path.",
-			Buckets: prometheus.DefBuckets,
+			Buckets: durationBuckets,
 		}, []string{"via"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "h2cgw_upstream_errors_total",
@@ -109,6 +120,15 @@ func newMetrics(version string) *metrics {
 			Name: "h2cgw_proxy_protocol_total",
 			Help: "Connections by what they started with under --proxy-protocol: ok (a trusted peer's header), direct (an untrusted peer without one, served), or refused and closed: missing, rejected (an untrusted peer's header), malformed, timeout, empty (ended before its first byte).",
 		}, []string{"outcome"}),
+		upstreamTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "h2cgw_upstream_duration_seconds",
+			Help:    "Time from sending a request to an upstream to its response headers, by upstream; failed attempts are counted in h2cgw_upstream_errors_total instead.",
+			Buckets: durationBuckets,
+		}, []string{"upstream"}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP, POST /reload) by result: ok (applied), error (refused: the running configuration stays).",
+		}, []string{"result"}),
 		byPath: make(map[gateway.EntryPath]*pathMetrics),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -120,6 +140,7 @@ func newMetrics(version string) *metrics {
 	m.reg.MustRegister(
 		m.connsTotal, m.connsOpen, m.upgrades, m.protocolErrors, m.http2Errors,
 		m.requests, m.duration, m.upstreamErrors, m.inFlight, m.proxyProtocol, buildInfo,
+		m.upstreamTime, m.configReloads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -140,6 +161,8 @@ func newMetrics(version string) *metrics {
 	for _, o := range proxyOutcomes {
 		m.proxyProtocol.WithLabelValues(o)
 	}
+	m.configReloads.WithLabelValues("ok")
+	m.configReloads.WithLabelValues("error")
 	return m
 }
 
@@ -190,6 +213,12 @@ func (m *metrics) proxyOutcome(outcome string) {
 // (gateway.ProxyConfig.OnUpstreamError).
 func (m *metrics) upstreamError(upstream, cause string) {
 	m.upstreamErrors.WithLabelValues(upstream, cause).Inc()
+}
+
+// upstreamResponse times one upstream's answer
+// (gateway.ProxyConfig.OnUpstreamResponse).
+func (m *metrics) upstreamResponse(upstream string, d time.Duration) {
+	m.upstreamTime.WithLabelValues(upstream).Observe(d.Seconds())
 }
 
 // middleware counts requests in flight, and each request by entry path and

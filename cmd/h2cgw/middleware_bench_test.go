@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -25,13 +26,13 @@ func BenchmarkMiddleware(b *testing.B) {
 		_, _ = io.WriteString(w, "ok")
 	})
 	m := newMetrics("bench")
-	log := zerolog.New(io.Discard).With().Timestamp().Logger()
+	log := zerolog.New(io.Discard).Hook(timestamp{})
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
 	}{
 		{"metrics", m.middleware(h)},
-		{"accesslog+metrics", accessLog(log, m.middleware(h))},
+		{"accesslog+metrics", accessLog(log, new(atomic.Bool), m.middleware(h))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "http://example.test/bench", nil)

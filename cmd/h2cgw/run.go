@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
@@ -28,6 +32,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	if err := checkEnviron(os.Environ()); err != nil {
+		fmt.Fprintf(stderr, "h2cgw: %v\n", err)
+		return err
+	}
 	c, err := parseFlags(args, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "h2cgw: %v\n", err)
@@ -41,55 +49,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "h2cgw %s (%s)\n", version, runtime.Version())
 		return nil
 	}
-	return serve(ctx, c, newLogger(c, stderr), stderr)
+	log, levels := newLogger(c, stderr)
+	load := func() (config, error) { return parseFlags(args, os.LookupEnv) }
+	return serve(ctx, c, load, log, levels, stderr)
 }
 
 // serve builds the handler chain and the gateway, listens, and runs until
-// ctx ends.
-func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) error {
+// ctx ends. load reads the configuration again for a reload (SIGHUP, POST
+// /reload).
+func serve(ctx context.Context, c config, load func() (config, error), log zerolog.Logger, levels *levelFilter, logOut io.Writer) error {
 	m := newMetrics(version)
 	rd := &readiness{}
-
-	// The chain every stream passes through, inside the gateway (RFC 7540 §3.2:
-	// every stream of an upgraded connection too): access log, metrics,
-	// then the proxy or the echo.
-	var (
-		h     http.Handler
-		proxy *gateway.Proxy
-		// answered logs the responses the gateway writes itself; nil
-		// with the access log off.
-		answered func(gateway.Event)
-	)
-	mode := "builtin"
-	var upstreams []string
-	if len(c.Upstreams) > 0 {
-		p, err := gateway.NewProxy(gateway.ProxyConfig{
-			Upstreams:       c.Upstreams,
-			Logger:          log,
-			Timeout:         c.UpstreamTimeout,
-			MaxConnsPerHost: c.UpstreamMaxConns,
-			OnUpstreamError: m.upstreamError,
-		})
-		if err != nil {
-			err = &usageError{fmt.Sprintf("invalid --upstream: %v", err)}
-			log.Error().Err(err).Msg("cannot start")
-			return err
-		}
-		defer p.Close()
-		proxy = p
-		rd.upstreamsUp = p.Ready
-		h, mode, upstreams = p, "gateway", p.Upstreams()
-	} else {
-		h = echoHandler()
+	st, err := newLive(c, load, log, levels, m)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return err
 	}
-	h = m.middleware(h)
-	if c.AccessLog {
-		// Access lines are written in batches (accesslog.go), not with
-		// a write(2) per request.
-		alog, stop := newAccessLogger(c, logOut)
-		defer stop()
-		h = accessLog(alog, h)
-		answered = func(e gateway.Event) { logAnswered(alog, e) }
+	rd.upstreamsUp = st.upstreamsUp
+
+	// The chain every stream passes through, inside the gateway (every
+	// stream of an upgraded connection too, stream 1 included): access
+	// log, metrics, then the proxy or the echo. The access log is switched
+	// per request, so that a reload can turn it on or off. Access lines
+	// are written in batches (accesslog.go), not with a write(2) per
+	// request.
+	alog, stopAccess := newAccessLogger(c, logOut)
+	defer stopAccess()
+	inner := m.middleware(st.target(echoHandler()))
+	logged := accessLog(alog, &st.accessQuery, inner)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st.accessOn.Load() {
+			logged.ServeHTTP(w, r)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	// answered logs the responses the gateway writes itself.
+	answered := func(e gateway.Event) {
+		if st.accessOn.Load() {
+			logAnswered(alog, &st.accessQuery, e)
+		}
 	}
 
 	maxUpgradeBody := c.MaxUpgradeBody
@@ -100,7 +99,7 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 		Logger: log,
 		OnEvent: func(e gateway.Event) {
 			m.onEvent(e)
-			if e.Request != nil && answered != nil {
+			if e.Request != nil {
 				answered(e)
 			}
 		},
@@ -145,9 +144,26 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 			return err
 		}
 		adminAddr = adminLn.Addr().String()
-		admin = newAdminServer(adminHandler(m.reg, rd, log), log)
+		admin = newAdminServer(adminHandler(m.reg, rd, log, adminOptions{reload: st.reload, pprof: c.AdminPprof}), log)
 	}
+	mode, upstreams := st.mode()
 	logStartup(ctx, log, c, g, ln.Addr().String(), adminAddr, mode, upstreams)
+
+	// SIGHUP reloads the configuration (reload.go), as systemctl reload
+	// sends it; its default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				st.reload("SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 
 	// Each server's Serve returns when it is shut down or its listener
 	// fails; serve waits for both before it returns.
@@ -183,12 +199,10 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 	defer cancel()
 	start := time.Now()
 	err = g.Shutdown(sctx)
-	if proxy != nil {
-		// WebSocket tunnels are hijacked connections the gateway does not
-		// drain: give them the rest of the grace period.
-		if perr := proxy.Shutdown(sctx); err == nil {
-			err = perr
-		}
+	// WebSocket tunnels are hijacked connections the gateway does not
+	// drain: give them the rest of the grace period.
+	if perr := st.shutdown(sctx); err == nil {
+		err = perr
 	}
 	if admin != nil {
 		if admin.Shutdown(sctx) != nil {
@@ -211,7 +225,8 @@ func serve(ctx context.Context, c config, log zerolog.Logger, logOut io.Writer) 
 
 // logStartup writes the one "listening" line: the bound addresses (port 0
 // resolved), the effective settings, and the SETTINGS the HTTP/2 server
-// really sends, read from it.
+// really sends, read from it. The line is written whatever --log-level says
+// (it carries the addresses bound to port 0), at info.
 func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
 	if err := toolchain.Check(runtime.Version()); err != nil {
 		log.Warn().Err(err).Msg("toolchain below its security floor")
@@ -226,7 +241,12 @@ func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Ga
 	for _, s := range settings {
 		adv.Uint32(s.ID.String(), s.Val)
 	}
-	ev := log.Info().
+	if mode == "builtin" {
+		// A misspelt --upstream (or its variable) would otherwise start
+		// a gateway that answers everything 200, echoing credentials.
+		log.Warn().Msg("no upstream: serving the built-in echo, which answers every request 200 with its headers (Authorization and Cookie included); give --upstream to proxy")
+	}
+	ev := log.Log().Str(zerolog.LevelFieldName, zerolog.InfoLevel.String()).
 		Str("listen", listen).
 		Str("admin", admin).
 		Str("version", version).
@@ -258,4 +278,33 @@ func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Ga
 		Bool("access_log", c.AccessLog).
 		Dict("http2_settings", adv).
 		Msg("listening")
+}
+
+// newProxy builds gateway mode's proxy from c's upstream flags; caPEM is
+// what the --upstream-ca file holds.
+func newProxy(c config, caPEM []byte, log zerolog.Logger, m *metrics) (*gateway.Proxy, error) {
+	var tc *tls.Config
+	if caPEM != nil || c.UpstreamServerName != "" {
+		tc = &tls.Config{ServerName: c.UpstreamServerName}
+		if caPEM != nil {
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(caPEM) {
+				return nil, &usageError{fmt.Sprintf("invalid --upstream-ca: no PEM certificate in %s", c.UpstreamCA)}
+			}
+			tc.RootCAs = roots
+		}
+	}
+	p, err := gateway.NewProxy(gateway.ProxyConfig{
+		Upstreams:          c.Upstreams,
+		Logger:             log,
+		Timeout:            c.UpstreamTimeout,
+		MaxConnsPerHost:    c.UpstreamMaxConns,
+		TLSConfig:          tc,
+		OnUpstreamError:    m.upstreamError,
+		OnUpstreamResponse: m.upstreamResponse,
+	})
+	if err != nil {
+		return nil, &usageError{fmt.Sprintf("invalid --upstream: %v", err)}
+	}
+	return p, nil
 }

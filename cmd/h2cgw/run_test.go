@@ -84,7 +84,7 @@ func TestRunEntryPaths(t *testing.T) {
 			t.Errorf("access line %s = %v; want %v", k, line[k], want)
 		}
 	}
-	for _, k := range []string{"bytes_out", "duration", "remote"} {
+	for _, k := range []string{"bytes_out", "duration_ms", "remote", "request_id"} {
 		if _, ok := line[k]; !ok {
 			t.Errorf("access line has no %s: %v", k, line)
 		}
