@@ -11,11 +11,12 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// upgradedConn is a hijacked connection handed to x/net after a 101. It
-// serves first the bytes the client had already sent behind the upgrade
-// request (its preface's tail, pipelined frames), which net/http's reader
-// buffered before the hijack: dropping them would lose frames (RFC 7540 §3.2
-// lets the client send its preface at once after the request).
+// upgradedConn is a hijacked connection handed to the HTTP/2 server: after
+// a 101, or after the "PRI * HTTP/2.0" head of a prior-knowledge preface
+// (priorknowledge.go). It serves first the bytes the client had already sent
+// behind the request (its preface, pipelined frames), which net/http's
+// reader buffered before the hijack: dropping them would lose frames (RFC
+// 7540 §3.2 lets the client send its preface at once after the request).
 //
 // It also checks the client preface (RFC 9113 §3.4) on the server's behalf,
 // under the gateway's own timeout: both HTTP/2 implementations fix theirs at
