@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/net/http2"
 )
 
 // ProxyConfig configures a [Proxy]. Every field's doc ends with what its zero
@@ -123,9 +122,9 @@ const (
 type Proxy struct {
 	rp      httputil.ReverseProxy
 	pool    *pool
-	h1      *http.Transport  // HTTP/1.1 upstreams
-	h2c     *http2.Transport // h2c upstreams: HTTP/2 with prior knowledge
-	tls     *http.Transport  // https:// upstreams; nil without one
+	h1      *http.Transport // HTTP/1.1 upstreams
+	h2c     *h2cPool        // h2c upstreams: HTTP/2 with prior knowledge
+	tls     *http.Transport // https:// upstreams; nil without one
 	dialer  net.Dialer
 	log     zerolog.Logger
 	timeout time.Duration // ProxyConfig.Timeout, resolved
@@ -199,18 +198,26 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		ResponseHeaderTimeout: timeout,
 	}
 
-	// h2c upstreams go through x/net's http2.Transport, with its own
-	// connection pool: a request finds a connection with a free stream or
-	// dials one more, and a dial in progress is shared. net/http's Transport
-	// with Protocols{UnencryptedHTTP2} keeps HTTP/2 connections in its
-	// HTTP/1.1 idle list and drops one from it when it is full (at the
-	// upstream's SETTINGS_MAX_CONCURRENT_STREAMS); every request that then
-	// finds the list empty dials a connection that its HTTP/2 pool closes at
-	// once as not needed: thousands of dials a second under load. The
-	// http.Transport it is linked to is only its configuration: the
-	// response header timeout, idle timeout, pings and stream buffer, which
-	// x/net reads from there.
-	h2conf := &http.Transport{
+	// h2c upstreams go through a pool of the gateway's own (h2cpool.go)
+	// of net/http client connections: many streams on each, one more
+	// connection only when every open one is at the upstream's stream
+	// limit. net/http's Transport alone keeps HTTP/2 connections with
+	// prior knowledge in its HTTP/1.1 idle list and drops one from it when
+	// it is full; every request that then finds the list empty dials a
+	// connection that its HTTP/2 pool closes at once as not needed.
+	var h2cProtos http.Protocols
+	h2cProtos.SetUnencryptedHTTP2(true)
+	p.h2c = newH2CPool(&http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := p.dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// The client reads frames as the server does, in two calls
+			// each: one read(2) per burst of responses instead.
+			return newReadAheadConn(c), nil
+		},
+		Protocols:             &h2cProtos,
 		IdleConnTimeout:       idleConnTimeout,
 		DisableCompression:    true,
 		ResponseHeaderTimeout: timeout,
@@ -222,27 +229,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			// than net/http's 4 MiB.
 			MaxReceiveBufferPerStream: h2cStreamBuffer,
 		},
-	}
-	h2t, err := http2.ConfigureTransports(h2conf)
-	if err != nil {
-		// Only for a Transport already configured for HTTP/2, which
-		// h2conf is not.
-		return nil, fmt.Errorf("gateway: h2c transport: %w", err)
-	}
-	// ConfigureTransports leaves a pool that never dials (net/http's
-	// Transport dials for it); nil is the dialling one.
-	h2t.ConnPool = nil
-	h2t.AllowHTTP = true // prior knowledge for http:// URLs (RFC 9113 §3.3)
-	h2t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		c, err := p.dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		// The client reads frames as the server does, in two calls
-		// each: one read(2) per burst of responses instead.
-		return newReadAheadConn(c), nil
-	}
-	p.h2c = h2t
+	})
 
 	ups := make([]*upstream, 0, len(cfg.Upstreams))
 	for _, s := range cfg.Upstreams {
