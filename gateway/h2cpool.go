@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // h2cPool is the connection pool of h2c upstreams: HTTP/2 with prior
@@ -32,10 +34,28 @@ type h2cPool struct {
 
 // h2cHost is one upstream's connections. Guarded by h2cPool.mu.
 type h2cHost struct {
-	conns []*http.ClientConn
+	conns []*h2cConn
 	// dial is the dial in progress, nil when there is none.
 	dial *h2cDial
+	// changed is closed, and replaced, when a connection settles or a dial
+	// ends: what a request waiting for a stream waits for.
+	changed chan struct{}
 }
+
+// h2cConn is one connection. Until the upstream's first SETTINGS frame has
+// come (settled), the client assumes 100 streams (RFC 9113 §6.5.2 leaves
+// it unlimited; net/http's client caps it): the pool puts one request on
+// it and no more, so that it does not queue requests on a connection whose
+// real limit may be lower while another connection could take them.
+type h2cConn struct {
+	cc      *http.ClientConn
+	settled atomic.Bool
+}
+
+// h2cSettleTime is how long a new connection counts as unsettled at most:
+// net/http calls the state hook when the SETTINGS frame changes how many
+// streams are free, not when it leaves them as they were.
+const h2cSettleTime = 250 * time.Millisecond
 
 // h2cDial is one dial, whose outcome every request waiting for it reads once
 // done is closed.
@@ -100,37 +120,51 @@ func replayable(req *http.Request) bool {
 }
 
 // reserve returns a connection to addr with a stream reserved for the
-// caller, dialling one when none has a free stream.
+// caller, dialling one when none has a free stream and none is settling.
 func (p *h2cPool) reserve(ctx context.Context, addr string) (*http.ClientConn, error) {
 	for {
 		p.mu.Lock()
 		h := p.hosts[addr]
 		if h == nil {
-			h = &h2cHost{}
+			h = &h2cHost{changed: make(chan struct{})}
 			p.hosts[addr] = h
 		}
+		settling := false
 		for i := 0; i < len(h.conns); i++ {
-			cc := h.conns[i]
-			if cc.Err() != nil {
+			c := h.conns[i]
+			if c.cc.Err() != nil {
 				h.conns = append(h.conns[:i], h.conns[i+1:]...)
 				i--
 				continue
 			}
-			if cc.Available() > 0 && cc.Reserve() == nil {
+			if !c.settled.Load() && c.cc.InFlight() > 0 {
+				settling = true
+				continue
+			}
+			if c.cc.Available() > 0 && c.cc.Reserve() == nil {
 				p.mu.Unlock()
-				return cc, nil
+				return c.cc, nil
 			}
 		}
-		d := h.dial
-		if d == nil {
+		var wait <-chan struct{}
+		var d *h2cDial
+		switch {
+		case settling:
+			wait = h.changed
+		case h.dial != nil:
+			d = h.dial
+		default:
 			d = &h2cDial{done: make(chan struct{})}
 			h.dial = d
 			go p.dial(addr, h, d)
 		}
 		p.mu.Unlock()
+		if d != nil {
+			wait = d.done
+		}
 		select {
-		case <-d.done:
-			if d.err != nil {
+		case <-wait:
+			if d != nil && d.err != nil {
 				return nil, d.err
 			}
 		case <-ctx.Done():
@@ -145,14 +179,37 @@ func (p *h2cPool) reserve(ctx context.Context, addr string) (*http.ClientConn, e
 // dial timeout.
 func (p *h2cPool) dial(addr string, h *h2cHost, d *h2cDial) {
 	cc, err := p.t.NewClientConn(context.Background(), "http", addr)
-	p.mu.Lock()
+	var c *h2cConn
 	if err == nil {
-		h.conns = append(h.conns, cc)
+		c = &h2cConn{cc: cc}
+		settle := func() {
+			if c.settled.CompareAndSwap(false, true) {
+				p.mu.Lock()
+				p.notifyLocked(h)
+				p.mu.Unlock()
+			}
+		}
+		// Called when the SETTINGS frame (or a finished request) changes
+		// the connection's free streams; SetStateHook may call it at
+		// once, so mu is not held here.
+		cc.SetStateHook(func(*http.ClientConn) { settle() })
+		time.AfterFunc(h2cSettleTime, settle)
+	}
+	p.mu.Lock()
+	if c != nil {
+		h.conns = append(h.conns, c)
 	}
 	h.dial = nil
+	p.notifyLocked(h)
 	p.mu.Unlock()
 	d.err = err
 	close(d.done)
+}
+
+// notifyLocked wakes the requests waiting on h. Called with mu held.
+func (p *h2cPool) notifyLocked(h *h2cHost) {
+	close(h.changed)
+	h.changed = make(chan struct{})
 }
 
 // remove forgets cc.
@@ -161,7 +218,7 @@ func (p *h2cPool) remove(addr string, cc *http.ClientConn) {
 	defer p.mu.Unlock()
 	if h := p.hosts[addr]; h != nil {
 		for i, c := range h.conns {
-			if c == cc {
+			if c.cc == cc {
 				h.conns = append(h.conns[:i], h.conns[i+1:]...)
 				return
 			}
@@ -175,12 +232,12 @@ func (p *h2cPool) CloseIdleConnections() {
 	defer p.mu.Unlock()
 	for _, h := range p.hosts {
 		kept := h.conns[:0]
-		for _, cc := range h.conns {
-			if cc.InFlight() == 0 {
-				cc.Close()
+		for _, c := range h.conns {
+			if c.cc.InFlight() == 0 {
+				c.cc.Close()
 				continue
 			}
-			kept = append(kept, cc)
+			kept = append(kept, c)
 		}
 		h.conns = kept
 	}
