@@ -21,7 +21,7 @@ import (
 // net/http's own on Go 1.27). x/net's http2.Transport, which the gateway used
 // before, only wraps net/http's transport on Go 1.27, and there a load of
 // 6,400 concurrent streams to one h2c upstream ran at a third of the Go 1.26
-// rate (README "Performance").
+// rate (bench/README.md, "Results").
 type h2cPool struct {
 	// t makes the connections: its Protocols say HTTP/2 with prior
 	// knowledge, its DialContext is the proxy's.
