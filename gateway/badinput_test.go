@@ -331,9 +331,9 @@ func TestSlowHeaders(t *testing.T) {
 }
 
 // TestStallsNoLeak (class 2) extends TestStallsClosed: each stall is closed
-// within its timeout (ReadHeaderTimeout inside the prior-knowledge preface,
-// UpgradeBodyTimeout in the upgrade body — 408 —, PrefaceTimeout after the
-// 101; 10s each by default, 300ms here), leaves no goroutine behind, and the
+// within its timeout (PrefaceTimeout inside the prior-knowledge preface's
+// "SM" tail, UpgradeBodyTimeout in the upgrade body — 408 —, PrefaceTimeout
+// after the 101; 10s each by default, 300ms here), leaves no goroutine behind, and the
 // next connection is served.
 func TestStallsNoLeak(t *testing.T) {
 	const d = 300 * time.Millisecond
@@ -599,5 +599,30 @@ func TestUpgradeSignalsOnHTTP2NoLeak(t *testing.T) {
 			tg.rec.mu.Unlock()
 			expectServing(t, tg.addr, "ok")
 		})
+	}
+}
+
+// TestPriorKnowledgeBadPreface: a connection that starts with the preface's
+// first line ("PRI * HTTP/2.0", which net/http hands to the gateway) but not
+// its "SM" tail gets the server's SETTINGS, then GOAWAY PROTOCOL_ERROR (RFC
+// 9113 §3.4); nothing it sent reaches the handler, and the gateway keeps
+// serving.
+func TestPriorKnowledgeBadPreface(t *testing.T) {
+	tg := startGateway(t, Config{})
+	c := dial(t, tg.addr)
+	io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+	h := newH2Client(t, c, nil)
+	_, goaways, _ := h.readUntil(func(map[uint32]*response, []*http2.GoAwayFrame) bool { return false })
+	if len(goaways) == 0 || goaways[0].ErrCode != http2.ErrCodeProtocol {
+		t.Errorf("got GOAWAY frames %v; want one with PROTOCOL_ERROR", goaways)
+	}
+	waitFor(t, "bad_preface", func() bool { return tg.events.has(EventProtocolError, ReasonBadPreface) })
+	if n := tg.rec.count(); n != 0 {
+		t.Errorf("handler ran %d times; want 0", n)
+	}
+	c2 := dial(t, tg.addr)
+	io.WriteString(c2, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := readHTTP1(t, bufio.NewReader(c2), "GET"); resp.StatusCode != 200 {
+		t.Errorf("next connection: %s; want 200", resp.Status)
 	}
 }

@@ -41,9 +41,10 @@ type Config struct {
 	// Zero means 10s.
 	UpgradeBodyTimeout time.Duration
 
-	// PrefaceTimeout bounds the wait for the client preface after the 101
-	// (x/net fixes its own at 10s; the gateway reads the preface itself so
-	// this can be set). Zero means 10s.
+	// PrefaceTimeout bounds the wait for the client preface after the 101,
+	// and for the rest of a prior-knowledge preface after its first line
+	// (the HTTP/2 servers fix their own at 10s; the gateway reads the
+	// preface itself so this can be set). Zero means 10s.
 	PrefaceTimeout time.Duration
 
 	// MaxConnections caps the connections [Gateway.Serve] keeps open at
@@ -55,8 +56,9 @@ type Config struct {
 	// builds; [Configure] takes them from the caller's http.Server instead,
 	// except the HTTP/2 ones, which it applies when they are non-zero.
 
-	// ReadHeaderTimeout bounds reading a request head, and the prior-knowledge
-	// preface, on a new or kept-alive connection. Zero means 10s.
+	// ReadHeaderTimeout bounds reading a request head, and the first line
+	// of a prior-knowledge preface, on a new or kept-alive connection. Zero
+	// means 10s.
 	ReadHeaderTimeout time.Duration
 
 	// IdleTimeout closes a connection, HTTP/1.1 or HTTP/2, with no request in

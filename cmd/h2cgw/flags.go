@@ -144,11 +144,13 @@ func flagSpecs(c *config) []flagSpec {
 		{name: "shutdown-timeout", arg: "DURATION", value: &durationValue{p: &c.ShutdownTimeout},
 			usage: "grace period for in-flight requests after SIGTERM or SIGINT"},
 		{name: "read-header-timeout", arg: "DURATION", value: &durationValue{p: &c.ReadHeaderTimeout},
-			usage: "time to read a request head or the prior-knowledge preface"},
+			usage: "time to read a request head or the first line of the\n" +
+				"prior-knowledge preface"},
 		{name: "idle-timeout", arg: "DURATION", value: &durationValue{p: &c.IdleTimeout},
 			usage: "close a connection with no request in flight for this long"},
 		{name: "preface-timeout", arg: "DURATION", value: &durationValue{p: &c.PrefaceTimeout},
-			usage: "time for the client preface to arrive after a 101"},
+			usage: "time for the client preface to arrive after a 101, or for the\n" +
+				"rest of a prior-knowledge preface after its first line"},
 		{name: "upgrade-body-timeout", arg: "DURATION", value: &durationValue{p: &c.UpgradeBodyTimeout},
 			usage: "time to read the body of an upgrade request before its 101\n" +
 				"(then 408 and the connection closes)"},
