@@ -149,7 +149,7 @@ type tracker struct {
 	// conns holds every hijacked connection still open; guarded by mu.
 	conns map[net.Conn]struct{}
 	// starting counts connections hijacked but not yet registered with
-	// x/net's server, so not yet reachable by its GOAWAY; guarded by mu.
+	// the HTTP/2 server, so not yet reachable by its GOAWAY; guarded by mu.
 	starting int
 	// closing is set when shutdown begins; no connection is added after;
 	// guarded by mu.
@@ -171,7 +171,7 @@ func (t *tracker) add(c net.Conn) bool {
 	return true
 }
 
-// started marks c as reachable by x/net's graceful shutdown.
+// started marks c as reachable by the HTTP/2 server's graceful shutdown.
 func (t *tracker) started() {
 	t.mu.Lock()
 	t.starting--
@@ -214,8 +214,8 @@ func (t *tracker) closeAll() {
 	}
 }
 
-// batchConn coalesces the writes x/net's HTTP/2 server makes on one
-// connection. x/net flushes its frame buffer whenever its write queue runs
+// batchConn coalesces the writes the HTTP/2 server makes on one
+// connection. The server flushes its frame buffer whenever its write queue runs
 // empty, which under a request–response load is after almost every frame: a
 // response's HEADERS and its DATA went out in two write(2)s, and responses
 // finishing together in one each; write syscalls were a third of the
@@ -226,7 +226,7 @@ func (t *tracker) closeAll() {
 // previous write, so an isolated frame goes out at once.
 //
 // Write blocks while batchMax bytes are queued (the peer is not reading):
-// memory stays bounded, and x/net sees the back-pressure it saw before. A
+// memory stays bounded, and the server sees the back-pressure it saw before. A
 // failed write is returned by the next Write. Close lets the flusher finish
 // (a GOAWAY queued just before), for at most batchCloseWait. An idle
 // connection holds neither a buffer nor a goroutine.
@@ -329,7 +329,7 @@ func putBatchBuffer(b *[]byte) {
 func (c *batchConn) Close() error {
 	c.mu.Lock()
 	if !c.flushing && c.queue != nil && c.err == nil {
-		// Queued and never flushed: a primed 101 when x/net ends the
+		// Queued and never flushed: a primed 101 when the server ends the
 		// connection (a bad preface) before its own first write has
 		// reached Write. The client still gets its 101 (RFC 9113 §3.2:
 		// the upgrade took place) before the close.

@@ -8,7 +8,8 @@
 // upgrade signals on connections that already speak HTTP/2, and draining every
 // HTTP/2 connection on shutdown, upgraded ones included.
 //
-// It speaks no frames itself: framing, flow control and HPACK are x/net's. The
+// It speaks no frames itself: framing, flow control and HPACK are the HTTP/2
+// server's (x/net's own on Go 1.26, net/http's on Go 1.27 and later). The
 // HTTP2-Settings codec lives in package settings. The package never listens on
 // its own and never owns the process: callers pass a net.Listener to
 // [Gateway.Serve], or hand their own *http.Server to [Configure].

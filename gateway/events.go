@@ -80,8 +80,8 @@ const (
 	// EventProtocolError: a connection was ended for a protocol error the
 	// gateway itself saw. Reason says which.
 	EventProtocolError
-	// EventHTTP2Error: x/net's HTTP/2 server counted an error; Reason is
-	// x/net's own error type (http2.Server.CountError).
+	// EventHTTP2Error: the HTTP/2 server counted an error; Reason is its
+	// own error type (http.HTTP2Config.CountError).
 	EventHTTP2Error
 )
 

@@ -163,7 +163,8 @@ func (g *Gateway) http2Config(user *http.HTTP2Config) *http.HTTP2Config {
 // not be changed once serving has begun.
 func (g *Gateway) HTTPServer() *http.Server { return g.hs }
 
-// HTTP2Server returns the x/net server that serves every HTTP/2 connection.
+// HTTP2Server returns the x/net server that serves every HTTP/2 connection
+// (on Go 1.27 and later, a wrapper of the http.Server's own).
 // Its fields must not be changed once serving has begun.
 func (g *Gateway) HTTP2Server() *http2.Server { return g.h2 }
 
@@ -172,7 +173,7 @@ func (g *Gateway) HTTP2Server() *http2.Server { return g.h2 }
 func (g *Gateway) Serve(l net.Listener) error {
 	if n := g.cfg.MaxConnections; n > 0 {
 		// The cap counts a connection until it is closed, whoever
-		// closes it: net/http, x/net, or the gateway after an upgrade.
+		// closes it: net/http, the HTTP/2 server, or the gateway after a hijack.
 		l = netutil.LimitListener(l, n)
 	}
 	return g.hs.Serve(l)
@@ -185,7 +186,7 @@ func (g *Gateway) Serve(l net.Listener) error {
 // left and returns ctx's error. Pass a fresh context with the grace period.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.conns.close()
-	// Connections hijacked but not yet registered with x/net would miss the
+	// Connections hijacked but not yet registered with the HTTP/2 server would miss the
 	// GOAWAY broadcast; wait the moment until they are.
 	waitErr := poll(ctx, func() bool {
 		_, starting := g.conns.counts()

@@ -112,7 +112,7 @@ func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, e Event, status
 
 // serveHTTP2 serves one HTTP/2 request on any entry path, after rejecting
 // upgrade signals: HTTP/2 removed the Upgrade mechanism, and a request that
-// carries its fields is malformed (RFC 9113 §8.2.2). x/net answers 400 to
+// carries its fields is malformed (RFC 9113 §8.2.2). The HTTP/2 server answers 400 to
 // Connection and Upgrade itself before any handler runs; HTTP2-Settings
 // reaches here.
 func (g *Gateway) serveHTTP2(w http.ResponseWriter, r *http.Request, path EntryPath) {

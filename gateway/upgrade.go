@@ -26,7 +26,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	var tracked net.Conn
 	if ci != nil {
 		// Track before the hijack so that Shutdown, from here on, waits
-		// for this connection to be registered with x/net before it
+		// for this connection to be registered with the HTTP/2 server before it
 		// broadcasts GOAWAY.
 		if !g.conns.add(ci.conn) {
 			r.Body = io.NopCloser(bytes.NewReader(body))
