@@ -14,7 +14,9 @@ import (
 // outside it, a scale-out document that was never written, and the issue
 // tracker's numbers. The repository cites RFC sections, upstream issues
 // (golang/go#…) and README sections instead.
-var citation = regexp.MustCompile(`SPEC §|PITFALLS [0-9]|STYLE [0-9]|RUNNING_AT_SCALE|\bissue [0-9]`)
+//
+// The bracketed spaces keep this pattern from matching itself.
+var citation = regexp.MustCompile(`SPEC[ ]§|PITFALLS[ ][0-9]|STYLE[ ][0-9]|RUNNING_AT[_]SCALE|\bissue[ ][0-9]`)
 
 // TestCitationsResolve: no file of the repository cites what it does not
 // contain, and the license the README names is there.
@@ -41,9 +43,6 @@ func TestCitationsResolve(t *testing.T) {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
-		}
-		if strings.HasSuffix(path, "repo_test.go") {
-			return nil // the pattern itself
 		}
 		for i, line := range strings.Split(string(b), "\n") {
 			if citation.MatchString(line) {
