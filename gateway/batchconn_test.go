@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/net/http2"
 )
 
 // gatedConn is a net.Conn whose Write blocks until the test lets it go, and
@@ -57,7 +60,7 @@ func (c *gatedConn) writes() []string {
 // idle waits until bc's flusher has stopped.
 func (bc *batchConn) idle(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(pxTimeout)
+	deadline := time.Now().Add(testTimeout)
 	for {
 		bc.mu.Lock()
 		done := !bc.flushing
@@ -78,7 +81,7 @@ func TestBatchConnCoalesces(t *testing.T) {
 	if _, err := bc.Write([]byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	pxWaitFor(t, raw.entered, "the first write")
+	recv(t, raw.entered, "the first write")
 	// While "a" is being written, the next frames queue up.
 	for _, s := range []string{"b", "c", "d"} {
 		if n, err := bc.Write([]byte(s)); n != 1 || err != nil {
@@ -86,7 +89,7 @@ func TestBatchConnCoalesces(t *testing.T) {
 		}
 	}
 	raw.release <- nil
-	pxWaitFor(t, raw.entered, "the second write")
+	recv(t, raw.entered, "the second write")
 	raw.release <- nil
 	bc.idle(t)
 	if got, want := strings.Join(raw.writes(), "|"), "a|bcd"; got != want {
@@ -103,7 +106,7 @@ func TestBatchConnBackPressure(t *testing.T) {
 	raw := newGatedConn()
 	bc := newBatchConn(raw)
 	bc.Write([]byte("x"))
-	pxWaitFor(t, raw.entered, "the first write")
+	recv(t, raw.entered, "the first write")
 	big := bytes.Repeat([]byte("y"), batchMax)
 	if _, err := bc.Write(big); err != nil {
 		t.Fatal(err)
@@ -120,12 +123,12 @@ func TestBatchConnBackPressure(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	raw.release <- nil // "x" written; the flusher takes the full queue
-	if err := pxWaitFor(t, done, "the waiting Write"); err != nil {
+	if err := recv(t, done, "the waiting Write"); err != nil {
 		t.Fatal(err)
 	}
-	pxWaitFor(t, raw.entered, "the second write")
+	recv(t, raw.entered, "the second write")
 	raw.release <- nil
-	pxWaitFor(t, raw.entered, "the third write")
+	recv(t, raw.entered, "the third write")
 	raw.release <- nil
 	bc.idle(t)
 	if got, want := strings.Join(raw.writes(), ""), "x"+string(big)+"z"; got != want {
@@ -137,7 +140,7 @@ func TestBatchConnWriteError(t *testing.T) {
 	raw := newGatedConn()
 	bc := newBatchConn(raw)
 	bc.Write([]byte("a"))
-	pxWaitFor(t, raw.entered, "the first write")
+	recv(t, raw.entered, "the first write")
 	bc.Write([]byte("b")) // queued behind the write that fails: dropped
 	boom := errors.New("boom")
 	raw.release <- boom
@@ -155,14 +158,14 @@ func TestBatchConnClose(t *testing.T) {
 		raw := newGatedConn()
 		bc := newBatchConn(raw)
 		bc.Write([]byte("data"))
-		pxWaitFor(t, raw.entered, "the first write")
+		recv(t, raw.entered, "the first write")
 		bc.Write([]byte("goaway"))
 		closed := make(chan error, 1)
 		go func() { closed <- bc.Close() }()
 		raw.release <- nil
-		pxWaitFor(t, raw.entered, "the queued write")
+		recv(t, raw.entered, "the queued write")
 		raw.release <- nil
-		if err := pxWaitFor(t, closed, "Close"); err != nil {
+		if err := recv(t, closed, "Close"); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		if got, want := strings.Join(raw.writes(), "|"), "data|goaway"; got != want {
@@ -176,12 +179,12 @@ func TestBatchConnClose(t *testing.T) {
 		raw := newGatedConn()
 		bc := newBatchConn(raw)
 		bc.Write([]byte("stuck"))
-		pxWaitFor(t, raw.entered, "the write")
+		recv(t, raw.entered, "the write")
 		start := time.Now()
 		closed := make(chan error, 1)
 		go func() { closed <- bc.Close() }()
-		pxWaitFor(t, closed, "Close")
-		if d := time.Since(start); d > batchCloseWait+pxTimeout/2 {
+		recv(t, closed, "Close")
+		if d := time.Since(start); d > batchCloseWait+testTimeout/2 {
 			t.Errorf("Close took %v; want about %v", d, batchCloseWait)
 		}
 	})
@@ -193,7 +196,7 @@ func TestBatchConnPrime(t *testing.T) {
 	bc := newBatchConn(raw)
 	bc.prime("101|")
 	bc.Write([]byte("SETTINGS"))
-	pxWaitFor(t, raw.entered, "the first write")
+	recv(t, raw.entered, "the first write")
 	raw.release <- nil
 	bc.idle(t)
 	if got, want := strings.Join(raw.writes(), "/"), "101|SETTINGS"; got != want {
@@ -206,10 +209,77 @@ func TestBatchConnPrime(t *testing.T) {
 	bc.prime("101|")
 	closed := make(chan error, 1)
 	go func() { closed <- bc.Close() }()
-	pxWaitFor(t, raw.entered, "the write of the primed bytes")
+	recv(t, raw.entered, "the write of the primed bytes")
 	raw.release <- nil
-	pxWaitFor(t, closed, "Close")
+	recv(t, closed, "Close")
 	if got, want := strings.Join(raw.writes(), "/"), "101|"; got != want {
 		t.Errorf("writes before close: got %q; want %q", got, want)
+	}
+}
+
+// writeLog records every Write on the connections its listener accepts.
+type writeLog struct {
+	net.Listener
+	mu     sync.Mutex
+	writes []string
+}
+
+type loggedConn struct {
+	net.Conn
+	log *writeLog
+}
+
+func (l *writeLog) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return loggedConn{c, l}, nil
+}
+
+func (c loggedConn) Write(p []byte) (int, error) {
+	c.log.mu.Lock()
+	c.log.writes = append(c.log.writes, string(p))
+	c.log.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// TestUpgrade101SharesWriteWithSettings checks that the 101 leaves in the
+// same write as x/net's first frames, its SETTINGS.
+func TestUpgrade101SharesWriteWithSettings(t *testing.T) {
+	g := New(newRecorder(), Config{Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := &writeLog{Listener: l}
+	go g.Serve(wl)
+	t.Cleanup(func() {
+		g.Close()
+		waitFor(t, "upgraded connections to end", func() bool {
+			open, _ := g.conns.counts()
+			return open == 0
+		})
+	})
+
+	h := openHTTP2(t, l.Addr().String(), PathUpgrade, "/")
+	res, _, err := h.readUntil(ended(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[1].status != "200" {
+		t.Fatalf("stream 1: status %q; want 200", res[1].status)
+	}
+	wl.mu.Lock()
+	defer wl.mu.Unlock()
+	if len(wl.writes) == 0 {
+		t.Fatal("no write recorded")
+	}
+	first := wl.writes[0]
+	if !strings.HasPrefix(first, want101) || len(first) < len(want101)+9 {
+		t.Fatalf("first write %q; want the 101 followed by frames", first)
+	}
+	if typ := http2.FrameType(first[len(want101)+3]); typ != http2.FrameSettings {
+		t.Fatalf("first frame after the 101: %v; want SETTINGS", typ)
 	}
 }

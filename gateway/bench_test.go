@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/h2cgw/h2cgw/internal/hopbyhop"
+	"golang.org/x/net/http/httpguts"
 )
 
 func benchRequest(b *testing.B) *http.Request {
@@ -37,7 +40,7 @@ func BenchmarkStripConnectionFields(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h := r.Header.Clone()
-		stripConnectionFields(h)
+		hopbyhop.Strip(h)
 	}
 }
 
@@ -57,7 +60,7 @@ func BenchmarkHeaderHasToken(b *testing.B) {
 	vals := []string{"keep-alive", "TE, Upgrade, HTTP2-Settings"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if !headerHasToken(vals, "upgrade") {
+		if !httpguts.HeaderValuesContainsToken(vals, "upgrade") {
 			b.Fatal("token not found")
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/h2cgw/h2cgw/settings"
+	"golang.org/x/net/http/httpguts"
 )
 
 // classify checks every condition of README "What each input gets" that can be checked before the
@@ -28,7 +29,7 @@ func (g *Gateway) classify(r *http.Request) (settings.Payload, Reason, error) {
 		return nil, ReasonTLS, nil
 	case r.Method == http.MethodConnect:
 		return nil, ReasonConnect, nil
-	case !headerHasToken(r.Header["Connection"], "upgrade"):
+	case !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade"):
 		// RFC 9110 §7.8: a sender of Upgrade must list it in Connection; a
 		// proxy that dropped the token has consumed the upgrade.
 		return nil, ReasonNoConnectionToken, nil

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/h2cgw/h2cgw/internal/errlog"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
@@ -94,7 +95,7 @@ func TestConfigureTwice(t *testing.T) {
 // the level its content deserves.
 func TestErrorLogBridge(t *testing.T) {
 	var buf bytes.Buffer
-	l := newErrorLog(zerolog.New(&buf))
+	l := errlog.New(zerolog.New(&buf))
 	l.Print("http: panic serving 1.2.3.4: boom")
 	l.Print("http2: server: error reading preface from client")
 	l.Print("http: Accept error: too many open files; retrying in 5ms")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/h2cgw/h2cgw/settings"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
 
@@ -73,7 +74,7 @@ func FuzzClassify(f *testing.F) {
 			// before any handler runs.
 			return
 		}
-		attempt := r.Method != "PRI" && headerHasToken(r.Header["Upgrade"], "h2c")
+		attempt := r.Method != "PRI" && httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c")
 		if want := r.Method != "PRI" && listsToken(r.Header["Upgrade"], "h2c"); attempt != want {
 			t.Fatalf("Upgrade %q: headerHasToken says %v; want %v", r.Header["Upgrade"], attempt, want)
 		}

@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
+	"github.com/h2cgw/h2cgw/internal/errlog"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/netutil"
@@ -112,14 +112,14 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	hs.Protocols = &p
 
 	if hs.ErrorLog == nil {
-		hs.ErrorLog = newErrorLog(g.log)
+		hs.ErrorLog = errlog.New(g.log)
 	}
 	userConnContext := hs.ConnContext
 	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if userConnContext != nil {
 			ctx = userConnContext(ctx, c)
 		}
-		ci := &connInfo{conn: c}
+		ci := &connInfo{conn: c, g: g}
 		g.infos.Store(c, ci)
 		return context.WithValue(ctx, connInfoKey{}, ci)
 	}
@@ -177,66 +177,6 @@ func (g *Gateway) Serve(l net.Listener) error {
 		l = netutil.LimitListener(l, n)
 	}
 	return g.hs.Serve(l)
-}
-
-// Shutdown stops the gateway gracefully (README "Shutdown"): it stops accepting,
-// declines new upgrades, sends GOAWAY on every HTTP/2 connection — upgraded
-// ones included —, lets in-flight requests and streams finish, and returns
-// once every connection has closed. When ctx ends first, it closes what is
-// left and returns ctx's error. Pass a fresh context with the grace period.
-func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.conns.close()
-	// Connections hijacked but not yet registered with the HTTP/2 server would miss the
-	// GOAWAY broadcast; wait the moment until they are.
-	waitErr := poll(ctx, func() bool {
-		_, starting := g.conns.counts()
-		return starting == 0
-	})
-	err := g.hs.Shutdown(ctx)
-	if waitErr == nil {
-		waitErr = poll(ctx, func() bool {
-			open, _ := g.conns.counts()
-			return open == 0
-		})
-	}
-	if err == nil {
-		err = waitErr
-	}
-	if err != nil {
-		// The grace period is over: what remains is cut.
-		g.hs.Close()
-		g.conns.closeAll()
-	}
-	return err
-}
-
-// Close closes the listeners and every connection at once, upgraded ones
-// included, without waiting for in-flight requests.
-func (g *Gateway) Close() error {
-	g.conns.close()
-	err := g.hs.Close()
-	g.conns.closeAll()
-	return err
-}
-
-// poll waits until done reports true or ctx ends, checking often at first and
-// less often later, as net/http's Shutdown does.
-func poll(ctx context.Context, done func() bool) error {
-	interval := time.Millisecond
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	for !done() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			if interval < 50*time.Millisecond {
-				interval *= 2
-			}
-			t.Reset(interval)
-		}
-	}
-	return nil
 }
 
 // connState reports connection ends. Openings are reported at the first

@@ -6,6 +6,8 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // serveHTTP is the handler net/http runs for every HTTP/1.x request and for
@@ -42,7 +44,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.servePRI(w, r, first)
 		return
 	}
-	if !headerHasToken(r.Header["Upgrade"], "h2c") {
+	if !httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") {
 		// Not an h2c upgrade attempt (Upgrade: h2 or websocket, or none):
 		// plain HTTP/1.1.
 		g.next.ServeHTTP(w, r)

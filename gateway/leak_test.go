@@ -14,17 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/leaktest"
 	"github.com/rs/zerolog"
 )
 
 // The helpers of this file back the hardening tests (SECURITY.md): every bad
 // input must leave no goroutine behind and the gateway serving.
-
-// goroutineSlack is how many goroutines above the baseline still count as
-// "back to baseline": runtime timers and the testing package may start and
-// end a goroutine at any moment, independently of the test. Goroutines
-// serving a connection get no slack at all (see connGoroutines).
-const goroutineSlack = 3
 
 // connFrames mark a goroutine that serves a connection: net/http's
 // per-connection goroutine, the HTTP/2 server's serve loop, frame reader,
@@ -43,72 +38,24 @@ var connFrames = []string{
 
 // connGoroutines returns the goroutines serving a connection, by id, each
 // with its stack.
-func connGoroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := map[string]string{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
-		for _, f := range connFrames {
-			if strings.Contains(g, f) {
-				out[id] = g
-				break
-			}
-		}
-	}
-	return out
-}
+func connGoroutines() map[string]string { return leaktest.Goroutines(connFrames) }
 
-// leakCheck records the goroutines when a test has its gateway up and no
-// connection open yet; call done once every client connection is closed.
-type leakCheck struct {
-	t     *testing.T
-	base  int
-	conns map[string]string
-}
-
+// startLeakCheck records the goroutines when a test has its gateway up and
+// no connection open yet; call done once every client connection is closed.
 func startLeakCheck(t *testing.T) *leakCheck {
 	t.Helper()
-	return &leakCheck{t: t, base: runtime.NumGoroutine(), conns: connGoroutines()}
+	return &leakCheck{t, leaktest.Start(t, connFrames...)}
 }
 
-// done polls until no goroutine serves a connection that was not there at
-// the start and the goroutine count is back within goroutineSlack of the
-// baseline. It fails with the goroutines left if that takes longer than a
-// generous bound: the server side of a closed connection takes a moment to
-// notice the close, more so under the race detector on a busy machine. It
-// also means no server goroutine of the test outlives it (and logs to its
-// finished t).
+// leakCheck is a leaktest.Check on the gateway's connection frames.
+type leakCheck struct {
+	t *testing.T
+	c *leaktest.Check
+}
+
 func (lc *leakCheck) done() {
 	lc.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var left []string
-		for id, g := range connGoroutines() {
-			if _, ok := lc.conns[id]; !ok {
-				left = append(left, g)
-			}
-		}
-		n := runtime.NumGoroutine()
-		if len(left) == 0 && n <= lc.base+goroutineSlack {
-			return
-		}
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			lc.t.Fatalf("10s after the connections closed: %d goroutines (want at most %d, baseline %d + %d), "+
-				"%d still serving a connection:\n%s\n\nall goroutines:\n%s",
-				n, lc.base+goroutineSlack, lc.base, goroutineSlack, len(left), strings.Join(left, "\n\n"), b.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	lc.c.Done()
 }
 
 // startGatewayHandler is startGateway with a handler of the test's own, logs

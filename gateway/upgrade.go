@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/hopbyhop"
+	"github.com/h2cgw/h2cgw/internal/readahead"
 	"github.com/h2cgw/h2cgw/settings"
 	"golang.org/x/net/http2"
 )
@@ -116,7 +118,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 // check and a readAheadConn.
 func (g *Gateway) newUpgradedConn(conn net.Conn, remote string, path EntryPath, pending []byte) *upgradedConn {
 	return &upgradedConn{
-		Conn:           newReadAheadConn(conn),
+		Conn:           readahead.New(conn),
 		pending:        pending,
 		onStarted:      g.conns.started,
 		prefaceTimeout: g.cfg.prefaceTimeout(),
@@ -159,7 +161,7 @@ func (g *Gateway) serveHTTP2Conn(ctx context.Context, conn net.Conn, uc *upgrade
 func stream1Request(r *http.Request, body []byte) *http.Request {
 	r1 := r.Clone(r.Context())
 	r1.Proto, r1.ProtoMajor, r1.ProtoMinor = "HTTP/2.0", 2, 0
-	stripConnectionFields(r1.Header)
+	hopbyhop.Strip(r1.Header)
 	r1.TransferEncoding = nil
 	r1.Close = false
 	r1.ContentLength = int64(len(body))

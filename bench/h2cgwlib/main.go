@@ -15,6 +15,7 @@ import (
 
 	"github.com/h2cgw/h2cgw/bench/internal/progs"
 	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 )
 
 func main() {
@@ -29,7 +30,7 @@ func main() {
 
 	var h http.Handler
 	if *handler == "proxy" {
-		p, err := gateway.NewProxy(gateway.ProxyConfig{Upstreams: []string{*upstream}, MaxConnsPerHost: *maxConns})
+		p, err := proxy.New(proxy.Config{Upstreams: []string{*upstream}, MaxConnsPerHost: *maxConns})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)

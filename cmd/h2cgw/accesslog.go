@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
 )
 
@@ -18,7 +19,7 @@ import (
 // inside the gateway, per stream (README "Logs"): wrapped around the upgrading
 // handler it would log once per connection with the 101's status lost.
 //
-// It gives the request a gateway.Note, so that the proxy can report the
+// It gives the request a proxy.Note, so that the proxy can report the
 // upstream it chose.
 //
 // Fields: time (to the millisecond), via (entry path), proto, method, host,
@@ -31,7 +32,7 @@ import (
 func accessLog(log zerolog.Logger, query *atomic.Bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ctx, note := gateway.WithNote(r.Context())
+		ctx, note := proxy.WithNote(r.Context())
 		rec, r := newRecorder(w, r.WithContext(ctx))
 		defer func() {
 			// A handler that panics is logged too, then the panic goes

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 )
@@ -31,7 +31,7 @@ func chainServer(t *testing.T, h http.Handler) (*httptest.Server, *logSink, *met
 func TestAccessLogFields(t *testing.T) {
 	srv, logs, m := chainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		gateway.NoteFromContext(r.Context()).Upstream = "http://up:1"
+		proxy.NoteFromContext(r.Context()).Upstream = "http://up:1"
 		w.WriteHeader(http.StatusTeapot)
 		io.WriteString(w, "short and stout")
 	}))

@@ -210,13 +210,13 @@ func (m *metrics) proxyOutcome(outcome string) {
 }
 
 // upstreamError counts a failure the proxy reports
-// (gateway.ProxyConfig.OnUpstreamError).
+// (proxy.Config.OnUpstreamError).
 func (m *metrics) upstreamError(upstream, cause string) {
 	m.upstreamErrors.WithLabelValues(upstream, cause).Inc()
 }
 
 // upstreamResponse times one upstream's answer
-// (gateway.ProxyConfig.OnUpstreamResponse).
+// (proxy.Config.OnUpstreamResponse).
 func (m *metrics) upstreamResponse(upstream string, d time.Duration) {
 	m.upstreamTime.WithLabelValues(upstream).Observe(d.Seconds())
 }

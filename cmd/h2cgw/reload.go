@@ -7,7 +7,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
 )
 
@@ -67,7 +66,7 @@ type live struct {
 // they are done (its WebSocket tunnels included: ReverseProxy serves a
 // tunnel within its request).
 type upstreamPool struct {
-	proxy    *gateway.Proxy
+	proxy    *proxy.Proxy
 	inFlight atomic.Int64
 }
 
@@ -247,22 +246,19 @@ func (st *live) retire(old *upstreamPool) {
 	}()
 }
 
-// shutdown waits for the WebSocket tunnels of the current pool and of the
-// retired ones until ctx ends, then closes them (gateway.Proxy.Shutdown).
-func (st *live) shutdown(ctx context.Context) error {
+// closeIdle closes the idle upstream connections of the current pool and
+// of the retired ones, once the gateway has shut down. WebSocket tunnels
+// were the gateway's to drain (gateway.Hijack).
+func (st *live) closeIdle() {
 	st.mu.Lock()
 	pools := append([]*upstreamPool(nil), st.retired...)
 	st.mu.Unlock()
 	if u := st.pool.Load(); u != nil {
 		pools = append(pools, u)
 	}
-	var first error
 	for _, u := range pools {
-		if err := u.proxy.Shutdown(ctx); err != nil && first == nil {
-			first = err
-		}
+		u.proxy.Close()
 	}
-	return first
 }
 
 // flagStrings returns every flag's value in c as --help would print it.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/h2cgw/h2cgw/gateway"
 	"github.com/h2cgw/h2cgw/internal/toolchain"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
 )
 
@@ -198,12 +199,10 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	start := time.Now()
+	// One Shutdown drains everything: HTTP/1.1, HTTP/2 however it came,
+	// and WebSocket tunnels (gateway.Hijack).
 	err = g.Shutdown(sctx)
-	// WebSocket tunnels are hijacked connections the gateway does not
-	// drain: give them the rest of the grace period.
-	if perr := st.shutdown(sctx); err == nil {
-		err = perr
-	}
+	st.closeIdle()
 	if admin != nil {
 		if admin.Shutdown(sctx) != nil {
 			admin.Close()
@@ -282,7 +281,7 @@ func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Ga
 
 // newProxy builds gateway mode's proxy from c's upstream flags; caPEM is
 // what the --upstream-ca file holds.
-func newProxy(c config, caPEM []byte, log zerolog.Logger, m *metrics) (*gateway.Proxy, error) {
+func newProxy(c config, caPEM []byte, log zerolog.Logger, m *metrics) (*proxy.Proxy, error) {
 	var tc *tls.Config
 	if caPEM != nil || c.UpstreamServerName != "" {
 		tc = &tls.Config{ServerName: c.UpstreamServerName}
@@ -294,7 +293,7 @@ func newProxy(c config, caPEM []byte, log zerolog.Logger, m *metrics) (*gateway.
 			tc.RootCAs = roots
 		}
 	}
-	p, err := gateway.NewProxy(gateway.ProxyConfig{
+	p, err := proxy.New(proxy.Config{
 		Upstreams:          c.Upstreams,
 		Logger:             log,
 		Timeout:            c.UpstreamTimeout,

@@ -1,16 +1,15 @@
-package gateway
+//go:build unix
+
+package readahead
 
 import (
 	"errors"
 	"io"
 	"net"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
 
@@ -27,7 +26,11 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 		c, _ := l.Accept()
 		accepted <- c
 	}()
-	client = dial(t, l.Addr().String())
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
 	server = <-accepted
 	if server == nil {
 		t.Fatal("accept failed")
@@ -38,7 +41,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 
 func TestReadAheadServesBurstInOrder(t *testing.T) {
 	client, server := tcpPair(t)
-	ra, ok := newReadAheadConn(server).(*readAheadConn)
+	ra, ok := New(server).(*readAheadConn)
 	if !ok {
 		t.Fatal("a TCP connection was not wrapped")
 	}
@@ -91,7 +94,7 @@ func TestReadAheadServesBurstInOrder(t *testing.T) {
 
 func TestReadAheadDeadlineAndClose(t *testing.T) {
 	_, server := tcpPair(t)
-	ra := newReadAheadConn(server).(*readAheadConn)
+	ra := New(server).(*readAheadConn)
 
 	ra.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	_, err := ra.Read(make([]byte, 9))
@@ -125,74 +128,7 @@ func TestReadAheadLeavesOtherConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if got := newReadAheadConn(a); got != a {
-		t.Fatalf("newReadAheadConn(pipe) = %T; want the pipe itself", got)
-	}
-}
-
-// writeLog records every Write on the connections its listener accepts.
-type writeLog struct {
-	net.Listener
-	mu     sync.Mutex
-	writes []string
-}
-
-type loggedConn struct {
-	net.Conn
-	log *writeLog
-}
-
-func (l *writeLog) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return loggedConn{c, l}, nil
-}
-
-func (c loggedConn) Write(p []byte) (int, error) {
-	c.log.mu.Lock()
-	c.log.writes = append(c.log.writes, string(p))
-	c.log.mu.Unlock()
-	return c.Conn.Write(p)
-}
-
-// TestUpgrade101SharesWriteWithSettings checks that the 101 leaves in the
-// same write as x/net's first frames, its SETTINGS.
-func TestUpgrade101SharesWriteWithSettings(t *testing.T) {
-	g := New(newRecorder(), Config{Logger: zerolog.New(zerolog.NewTestWriter(t))})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wl := &writeLog{Listener: l}
-	go g.Serve(wl)
-	t.Cleanup(func() {
-		g.Close()
-		waitFor(t, "upgraded connections to end", func() bool {
-			open, _ := g.conns.counts()
-			return open == 0
-		})
-	})
-
-	h := openHTTP2(t, l.Addr().String(), PathUpgrade, "/")
-	res, _, err := h.readUntil(ended(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res[1].status != "200" {
-		t.Fatalf("stream 1: status %q; want 200", res[1].status)
-	}
-	wl.mu.Lock()
-	defer wl.mu.Unlock()
-	if len(wl.writes) == 0 {
-		t.Fatal("no write recorded")
-	}
-	first := wl.writes[0]
-	if !strings.HasPrefix(first, want101) || len(first) < len(want101)+9 {
-		t.Fatalf("first write %q; want the 101 followed by frames", first)
-	}
-	if typ := http2.FrameType(first[len(want101)+3]); typ != http2.FrameSettings {
-		t.Fatalf("first frame after the 101: %v; want SETTINGS", typ)
+	if got := New(a); got != a {
+		t.Fatalf("New(pipe) = %T; want the pipe itself", got)
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/gateway"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
@@ -101,13 +102,13 @@ func (u *faultyUpstream) serve(c net.Conn) {
 // the fault came on is discarded rather than reused.
 func TestUpstreamFaultIsolated(t *testing.T) {
 	up := startFaultyUpstream(t)
-	p, err := NewProxy(ProxyConfig{Upstreams: []string{"http://" + up.addr}, Timeout: 300 * time.Millisecond,
+	p, err := New(Config{Upstreams: []string{"http://" + up.addr}, Timeout: 300 * time.Millisecond,
 		Logger: zerolog.New(zerolog.NewTestWriter(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	g := New(p, Config{Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	g := gateway.New(p, gateway.Config{Logger: zerolog.New(zerolog.NewTestWriter(t))})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

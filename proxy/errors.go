@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/h2cgw/h2cgw/gateway"
 )
 
 // Causes of an upstream failure, as logged and passed to
-// ProxyConfig.OnUpstreamError.
+// Config.OnUpstreamError.
 const (
 	causeRefused        = "refused"
 	causeTimeout        = "timeout"
@@ -75,7 +77,7 @@ func errorStatus(ctx context.Context, err error) (status int, cause string) {
 		// A deadline set around the proxy ran out.
 		return http.StatusGatewayTimeout, causeTimeout
 	case errors.As(err, &ne) && ne.Timeout():
-		// No response headers within ProxyConfig.Timeout (either
+		// No response headers within Config.Timeout (either
 		// transport's ResponseHeaderTimeout), or no connection within
 		// DialTimeout.
 		return http.StatusGatewayTimeout, causeTimeout
@@ -177,7 +179,7 @@ func (p *Proxy) report(r *http.Request, u *upstream, cause string, err error) {
 	ev.Str("upstream", name).
 		Str("cause", cause).
 		AnErr("error", err).
-		Str("via", string(EntryPathFromContext(r.Context()))).
+		Str("via", string(gateway.EntryPathFromContext(r.Context()))).
 		Str("method", r.Method).
 		Str("host", r.Host).
 		Str("path", r.URL.Path).

@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"io"
@@ -30,7 +30,7 @@ func BenchmarkProxy(b *testing.B) {
 			}
 			s.Start()
 			defer s.Close()
-			p, err := NewProxy(ProxyConfig{Upstreams: []string{url}})
+			p, err := New(Config{Upstreams: []string{url}})
 			if err != nil {
 				b.Fatal(err)
 			}

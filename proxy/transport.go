@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	u := p.pool.lookup(req.URL.Host)
 	if u == nil {
 		// Cannot happen: rewrite set the host from the pool.
-		return nil, fmt.Errorf("gateway: no upstream at %q", req.URL.Host)
+		return nil, fmt.Errorf("proxy: no upstream at %q", req.URL.Host)
 	}
 	retry := len(p.pool.ups) > 1 && isIdempotent(req)
 	var body *retryBody

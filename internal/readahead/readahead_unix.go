@@ -1,4 +1,6 @@
-package gateway
+//go:build unix
+
+package readahead
 
 import (
 	"io"
@@ -8,7 +10,7 @@ import (
 	"syscall"
 )
 
-// readAheadConn gives x/net's frame reader whatever the socket holds in one
+// readAheadConn gives the HTTP/2 frame reader whatever the socket holds in one
 // read(2). x/net reads every frame in two calls — the 9-octet header (RFC 9113
 // §4.1), then the payload — and on a plain connection each is a system call,
 // though the client sent a burst of frames in one segment: a request's
@@ -37,16 +39,12 @@ type readAheadConn struct {
 	err error
 }
 
-// readAheadSize is the most a read takes from the socket at once: a few
-// request frames, or the tail of one large frame.
-const readAheadSize = 4 << 10
-
 var readAheadBuffers = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
 
-// newReadAheadConn wraps c when it is a socket the poller can hand over
-// (syscall.Conn); any other connection (a PROXY-protocol wrapper, a pipe in
-// tests) is returned as it is.
-func newReadAheadConn(c net.Conn) net.Conn {
+// New wraps c when it is a socket the poller can hand over (syscall.Conn);
+// any other connection (a PROXY-protocol wrapper, a pipe in tests) is
+// returned as it is.
+func New(c net.Conn) net.Conn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c

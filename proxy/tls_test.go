@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"crypto/tls"
@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// pxStartTLSUpstream starts an https:// upstream that answers with the
+// startTLSUpstream starts an https:// upstream that answers with the
 // protocol the request came by, over HTTP/2 or only HTTP/1.1 by ALPN.
-func pxStartTLSUpstream(t *testing.T, h2 bool) (*httptest.Server, *x509.CertPool) {
+func startTLSUpstream(t *testing.T, h2 bool) (*httptest.Server, *x509.CertPool) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -30,17 +30,17 @@ func pxStartTLSUpstream(t *testing.T, h2 bool) (*httptest.Server, *x509.CertPool
 }
 
 // TestProxyTLSUpstream: an https:// upstream is verified with
-// ProxyConfig.TLSConfig and spoken to over HTTP/2 or HTTP/1.1 as ALPN
+// Config.TLSConfig and spoken to over HTTP/2 or HTTP/1.1 as ALPN
 // settles, from either client protocol; OnUpstreamResponse times each
 // response.
 func TestProxyTLSUpstream(t *testing.T) {
 	for _, h2 := range []bool{true, false} {
-		for _, fk := range pxFrontKinds {
+		for _, fk := range frontKinds {
 			t.Run(fmt.Sprintf("h2=%v/%s", h2, fk.name), func(t *testing.T) {
-				srv, roots := pxStartTLSUpstream(t, h2)
+				srv, roots := startTLSUpstream(t, h2)
 				var mu sync.Mutex
 				var timed []string
-				p, _ := pxNewProxy(t, ProxyConfig{
+				p, _ := newProxy(t, Config{
 					Upstreams: []string{srv.URL},
 					// The test certificate is for example.com and
 					// 127.0.0.1; the name checked is the configured one.
@@ -76,9 +76,9 @@ func TestProxyTLSUpstream(t *testing.T) {
 // TestProxyTLSUntrusted: an upstream whose certificate the configured roots
 // (here the system's) do not vouch for gets no request: 502.
 func TestProxyTLSUntrusted(t *testing.T) {
-	srv, _ := pxStartTLSUpstream(t, true)
-	p, errs := pxNewProxy(t, ProxyConfig{Upstreams: []string{srv.URL}})
-	f := pxStartH2CFront(t, p)
+	srv, _ := startTLSUpstream(t, true)
+	p, errs := newProxy(t, Config{Upstreams: []string{srv.URL}})
+	f := startH2CFront(t, p)
 	if resp, _ := f.get(t, "/untrusted"); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("got %d; want 502", resp.StatusCode)
 	}

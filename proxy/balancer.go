@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"context"
@@ -20,7 +20,7 @@ type upstream struct {
 	// OnUpstreamError call it.
 	name string
 	// host is host:port, the URL.Host of every request sent to it. Two
-	// upstreams never share one (NewProxy refuses it), so it identifies the
+	// upstreams never share one (New refuses it), so it identifies the
 	// upstream a request went to.
 	host string
 	// h2c says the upstream speaks HTTP/2 with prior knowledge (RFC 9113
@@ -32,7 +32,7 @@ type upstream struct {
 	// kind.
 	rt http.RoundTripper
 	// slots holds one token per request in flight to an HTTP/1.1 upstream,
-	// up to ProxyConfig.MaxConnsPerHost; nil for h2c.
+	// up to Config.MaxConnsPerHost; nil for h2c.
 	slots chan struct{}
 	// downUntil is when an upstream taken out after a failed connect may be
 	// tried again, in nanoseconds since the pool's epoch; 0 while it is in
@@ -40,7 +40,7 @@ type upstream struct {
 	downUntil atomic.Int64
 }
 
-// parseUpstream checks one ProxyConfig.Upstreams entry and returns its
+// parseUpstream checks one Config.Upstreams entry and returns its
 // normalised name, its host:port and whether it is an h2c upstream. A URL
 // that carries anything the proxy would silently drop (a path, a query,
 // credentials) is refused rather than half-honoured.
@@ -49,16 +49,16 @@ func parseUpstream(s string) (name, host, scheme string, err error) {
 	if err != nil {
 		if strings.Contains(s, "@") {
 			// url.Parse's error quotes the URL, credentials included.
-			return "", "", "", errors.New("gateway: an upstream URL: credentials are not supported")
+			return "", "", "", errors.New("proxy: an upstream URL: credentials are not supported")
 		}
-		return "", "", "", fmt.Errorf("gateway: upstream %q: %w", s, err)
+		return "", "", "", fmt.Errorf("proxy: upstream %q: %w", s, err)
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("gateway: upstream %q: %s (want http://host:port, h2c://host:port or https://host:port)", s, why)
+		return fmt.Errorf("proxy: upstream %q: %s (want http://host:port, h2c://host:port or https://host:port)", s, why)
 	}
 	if u.User != nil {
 		// Not quoted: it holds a password.
-		return "", "", "", errors.New("gateway: an upstream URL: credentials are not supported")
+		return "", "", "", errors.New("proxy: an upstream URL: credentials are not supported")
 	}
 	scheme = strings.ToLower(u.Scheme)
 	port := u.Port()
@@ -224,7 +224,7 @@ func (p *pool) ready() bool {
 }
 
 // errNoFreeConn: every connection to an HTTP/1.1 upstream stayed busy for
-// the whole of ProxyConfig.Timeout. It is a timeout (504).
+// the whole of Config.Timeout. It is a timeout (504).
 var errNoFreeConn error = &noFreeConnError{}
 
 type noFreeConnError struct{}
@@ -233,7 +233,7 @@ func (*noFreeConnError) Error() string   { return "no upstream connection came f
 func (*noFreeConnError) Timeout() bool   { return true }
 func (*noFreeConnError) Temporary() bool { return true }
 
-// acquire takes one of u's request slots (ProxyConfig.MaxConnsPerHost), or
+// acquire takes one of u's request slots (Config.MaxConnsPerHost), or
 // waits for one at most timeout; it fails with the context's error or
 // errNoFreeConn. An h2c upstream has no slots. The free-slot case allocates
 // nothing: the timer is made only when a request has to wait.

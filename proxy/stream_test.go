@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"bufio"
@@ -15,20 +15,20 @@ import (
 // for each kind of upstream and each protocol the client speaks.
 func TestProxyStreamsBodies(t *testing.T) {
 	const size = 1 << 20
-	wantUp, _ := pxHashOf(pxNewRandomStream(1, size))
-	wantDown, _ := pxHashOf(pxNewRandomStream(2, size))
-	for _, kind := range pxUpstreamKinds {
-		for _, fk := range pxFrontKinds {
+	wantUp, _ := hashOf(newRandomStream(1, size))
+	wantDown, _ := hashOf(newRandomStream(2, size))
+	for _, kind := range upstreamKinds {
+		for _, fk := range frontKinds {
 			t.Run(kind.name+"/"+fk.name, func(t *testing.T) {
 				up := kind.start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					sum, n := pxHashOf(r.Body)
+					sum, n := hashOf(r.Body)
 					w.Header().Set("X-Body-Sha256", sum)
 					w.Header().Set("X-Body-Bytes", fmt.Sprint(n))
-					_, _ = io.Copy(w, pxNewRandomStream(2, size))
+					_, _ = io.Copy(w, newRandomStream(2, size))
 				}))
-				p, _ := pxNewProxy(t, ProxyConfig{}, up)
+				p, _ := newProxy(t, Config{}, up)
 				f := fk.start(t, p)
-				req, _ := http.NewRequest(http.MethodPut, f.url+"/upload", pxNewRandomStream(1, size))
+				req, _ := http.NewRequest(http.MethodPut, f.url+"/upload", newRandomStream(1, size))
 				res, body := f.do(t, req)
 				if res.StatusCode != http.StatusOK {
 					t.Fatalf("status: got %d; want 200", res.StatusCode)
@@ -36,7 +36,7 @@ func TestProxyStreamsBodies(t *testing.T) {
 				if got := res.Header.Get("X-Body-Sha256"); got != wantUp {
 					t.Errorf("upstream's request body hash: got %s (%s bytes); want %s (%d bytes)", got, res.Header.Get("X-Body-Bytes"), wantUp, size)
 				}
-				if got, n := pxHashOf(strings.NewReader(body)); got != wantDown {
+				if got, n := hashOf(strings.NewReader(body)); got != wantDown {
 					t.Errorf("response body hash: got %s (%d bytes); want %s (%d bytes)", got, n, wantDown, size)
 				}
 			})
@@ -49,8 +49,8 @@ func TestProxyStreamsBodies(t *testing.T) {
 // gRPC streaming): the handler waits for the client to have read the first
 // event before it writes the second.
 func TestProxyFlushesStreamingResponse(t *testing.T) {
-	for _, kind := range pxUpstreamKinds {
-		for _, fk := range pxFrontKinds {
+	for _, kind := range upstreamKinds {
+		for _, fk := range frontKinds {
 			t.Run(kind.name+"/"+fk.name, func(t *testing.T) {
 				release := make(chan struct{})
 				up := kind.start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +64,7 @@ func TestProxyFlushesStreamingResponse(t *testing.T) {
 					}
 					_, _ = io.WriteString(w, "data: second\n\n")
 				}))
-				p, _ := pxNewProxy(t, ProxyConfig{}, up)
+				p, _ := newProxy(t, Config{}, up)
 				f := fk.start(t, p)
 				req, _ := http.NewRequest(http.MethodGet, f.url+"/events", nil)
 				res, err := f.client.Do(req)
@@ -77,7 +77,7 @@ func TestProxyFlushesStreamingResponse(t *testing.T) {
 					line, _ := bufio.NewReader(res.Body).ReadString('\n')
 					got <- line
 				}()
-				if line := pxWaitFor(t, got, "the first event"); line != "data: first\n" {
+				if line := waitFor(t, got, "the first event"); line != "data: first\n" {
 					t.Fatalf("first line: got %q; want %q", line, "data: first\n")
 				}
 				close(release)
@@ -89,8 +89,8 @@ func TestProxyFlushesStreamingResponse(t *testing.T) {
 // TestProxyPassesTrailers: trailers from either kind of upstream, announced
 // or not, reach the client over either protocol (gRPC's status).
 func TestProxyPassesTrailers(t *testing.T) {
-	for _, kind := range pxUpstreamKinds {
-		for _, fk := range pxFrontKinds {
+	for _, kind := range upstreamKinds {
+		for _, fk := range frontKinds {
 			t.Run(kind.name+"/"+fk.name, func(t *testing.T) {
 				up := kind.start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("Trailer", "Grpc-Status")
@@ -100,7 +100,7 @@ func TestProxyPassesTrailers(t *testing.T) {
 					w.Header().Set("Grpc-Status", "0")
 					w.Header().Set(http.TrailerPrefix+"Grpc-Message", "unannounced")
 				}))
-				p, _ := pxNewProxy(t, ProxyConfig{}, up)
+				p, _ := newProxy(t, Config{}, up)
 				f := fk.start(t, p)
 				req, _ := http.NewRequest(http.MethodPost, f.url+"/svc/Method", strings.NewReader("x"))
 				req.Header.Set("TE", "trailers")
@@ -127,7 +127,7 @@ func TestProxyPassesTrailers(t *testing.T) {
 // (remote address) of every request.
 func TestProxyReusesConnections(t *testing.T) {
 	const n = 20
-	for _, kind := range pxUpstreamKinds {
+	for _, kind := range upstreamKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			arrived := make(chan string, n)
 			var gate atomic.Pointer[chan struct{}]
@@ -139,9 +139,9 @@ func TestProxyReusesConnections(t *testing.T) {
 				}
 				_, _ = io.WriteString(w, "ok")
 			}))
-			p, _ := pxNewProxy(t, ProxyConfig{}, up)
+			p, _ := newProxy(t, Config{}, up)
 			served := make(chan struct{}, n)
-			f := pxStartH1Front(t, pxWithNote(p, func(string) { served <- struct{}{} }))
+			f := startH1Front(t, withNote(p, func(string) { served <- struct{}{} }))
 			// A round holds n requests at the upstream at once, then lets
 			// them go and waits until the proxy has finished with each (its
 			// upstream connection back in the pool). It returns the number
@@ -162,12 +162,12 @@ func TestProxyReusesConnections(t *testing.T) {
 				}
 				conns := map[string]bool{}
 				for range n {
-					conns[pxWaitFor(t, arrived, "the requests to arrive")] = true
+					conns[waitFor(t, arrived, "the requests to arrive")] = true
 				}
 				close(release)
 				for range n {
-					pxWaitFor(t, served, "the proxy to finish")
-					if err := pxWaitFor(t, errs, "the client"); err != nil {
+					waitFor(t, served, "the proxy to finish")
+					if err := waitFor(t, errs, "the client"); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 	arrived := make(chan struct{}, 2)
 	release := make(chan struct{})
 	var seen atomic.Int32
-	up := pxStartH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := startH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if seen.Add(1) > 1 {
 			_, _ = io.WriteString(w, "ok")
 			return
@@ -33,8 +33,8 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "k")
 	}))
-	p, errs := pxNewProxy(t, ProxyConfig{MaxConnsPerHost: 1, Timeout: 300 * time.Millisecond}, up)
-	f := pxStartH1Front(t, p)
+	p, errs := newProxy(t, Config{MaxConnsPerHost: 1, Timeout: 300 * time.Millisecond}, up)
+	f := startH1Front(t, p)
 
 	first := make(chan int, 1)
 	go func() {
@@ -47,7 +47,7 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 		res.Body.Close()
 		first <- res.StatusCode
 	}()
-	pxWaitFor(t, arrived, "the first request at the upstream")
+	waitFor(t, arrived, "the first request at the upstream")
 
 	res, body := f.get(t, "/queued")
 	if res.StatusCode != http.StatusGatewayTimeout {
@@ -56,12 +56,12 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 	if got := seen.Load(); got != 1 {
 		t.Errorf("requests that reached the upstream: got %d; want 1 (the second waited for a connection)", got)
 	}
-	if got, want := pxWaitFor(t, errs.ch, "OnUpstreamError"), up.name+" timeout"; got != want {
+	if got, want := waitFor(t, errs.ch, "OnUpstreamError"), up.name+" timeout"; got != want {
 		t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 	}
 
 	close(release)
-	if got := pxWaitFor(t, first, "the first request"); got != http.StatusOK {
+	if got := waitFor(t, first, "the first request"); got != http.StatusOK {
 		t.Errorf("first request: got %d; want 200", got)
 	}
 	// The slot came back with the first response: the next request goes
@@ -79,13 +79,13 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 // upstream over the whole run: none is closed and dialled again (http.DefaultMaxIdleConnsPerHost is 2).
 func TestProxyKeepsUpstreamConns(t *testing.T) {
 	const limit, n, rounds = 3, 12, 3
-	up := pxStartH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := startH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	}))
-	p, _ := pxNewProxy(t, ProxyConfig{MaxConnsPerHost: limit}, up)
-	f := pxStartH1Front(t, p)
+	p, _ := newProxy(t, Config{MaxConnsPerHost: limit}, up)
+	f := startH1Front(t, p)
 	for range rounds {
-		pxConcurrentGets(t, f, n)
+		concurrentGets(t, f, n)
 	}
 	if got := up.accepts.Load(); got > limit {
 		t.Errorf("upstream connections over %d rounds of %d requests: got %d; want at most %d", rounds, n, got, limit)
@@ -100,7 +100,7 @@ func TestProxyH2CNoChurn(t *testing.T) {
 	const n = 6
 	gate := make(chan struct{})
 	arrived := make(chan struct{}, n)
-	up := pxStartH2CUpstreamConfig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := startH2CUpstreamConfig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case arrived <- struct{}{}:
 		default: // the later rounds
@@ -111,8 +111,8 @@ func TestProxyH2CNoChurn(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	}), func(s *http.Server) { s.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2} })
-	p, _ := pxNewProxy(t, ProxyConfig{}, up)
-	f := pxStartH1Front(t, p)
+	p, _ := newProxy(t, Config{}, up)
+	f := startH1Front(t, p)
 
 	// The first round holds n requests at once: the proxy needs n/2
 	// connections. A request sent on a new connection before the client
@@ -123,20 +123,20 @@ func TestProxyH2CNoChurn(t *testing.T) {
 	done := make(chan error, n)
 	for range n {
 		go func() {
-			err := pxGet(f, "/")
-			var se *pxStatusError
+			err := get(f, "/")
+			var se *statusError
 			if errors.As(err, &se) && se.code == http.StatusBadGateway {
-				err = pxGet(f, "/")
+				err = get(f, "/")
 			}
 			done <- err
 		}()
 	}
 	for range n {
-		pxWaitFor(t, arrived, "the requests at the upstream")
+		waitFor(t, arrived, "the requests at the upstream")
 	}
 	close(gate)
 	for range n {
-		if err := pxWaitFor(t, done, "the first round"); err != nil {
+		if err := waitFor(t, done, "the first round"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -145,37 +145,37 @@ func TestProxyH2CNoChurn(t *testing.T) {
 		t.Fatalf("connections for %d concurrent requests at 2 streams each: got %d; want at least %d", n, opened, n/2)
 	}
 	for range 3 {
-		pxConcurrentGets(t, f, n)
+		concurrentGets(t, f, n)
 	}
 	if got := up.accepts.Load(); got != opened {
 		t.Errorf("connections after more rounds: got %d; want %d (no new dial)", got, opened)
 	}
 }
 
-// pxStartH2CUpstreamConfig is pxStartH2CUpstream with the server adjusted by
+// startH2CUpstreamConfig is startH2CUpstream with the server adjusted by
 // configure before it starts.
-func pxStartH2CUpstreamConfig(t *testing.T, h http.Handler, configure func(*http.Server)) *pxUpstream {
+func startH2CUpstreamConfig(t *testing.T, h http.Handler, configure func(*http.Server)) *testUpstream {
 	t.Helper()
-	return pxStartUpstreamConfig(t, h, true, configure)
+	return startUpstreamConfig(t, h, true, configure)
 }
 
-// pxConcurrentGets sends n GETs at once through f and fails the test unless
+// concurrentGets sends n GETs at once through f and fails the test unless
 // every one gets 200 "ok".
-func pxConcurrentGets(t *testing.T, f *pxFront, n int) {
+func concurrentGets(t *testing.T, f *front, n int) {
 	t.Helper()
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- pxGet(f, "/") }()
+		go func() { errs <- get(f, "/") }()
 	}
 	for range n {
-		if err := pxWaitFor(t, errs, "the requests"); err != nil {
+		if err := waitFor(t, errs, "the requests"); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// pxGet sends one GET through f and reports anything but 200 "ok".
-func pxGet(f *pxFront, path string) error {
+// get sends one GET through f and reports anything but 200 "ok".
+func get(f *front, path string) error {
 	res, err := f.client.Get(f.url + path)
 	if err != nil {
 		return err
@@ -186,16 +186,16 @@ func pxGet(f *pxFront, path string) error {
 		return err
 	}
 	if res.StatusCode != http.StatusOK || string(b) != "ok" {
-		return &pxStatusError{code: res.StatusCode, body: string(b)}
+		return &statusError{code: res.StatusCode, body: string(b)}
 	}
 	return nil
 }
 
-type pxStatusError struct {
+type statusError struct {
 	code int
 	body string
 }
 
-func (e *pxStatusError) Error() string {
+func (e *statusError) Error() string {
 	return "got " + http.StatusText(e.code) + " " + e.body + "; want 200 ok"
 }

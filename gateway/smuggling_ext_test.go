@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"bufio"
@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
 
@@ -66,7 +69,7 @@ func (u *lenientUpstream) serve(c net.Conn) {
 		u.mu.Lock()
 		u.log = append(u.log, line)
 		u.mu.Unlock()
-		if headerHasToken(r.Header["Upgrade"], "h2c") {
+		if httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") {
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
 			return
 		}
@@ -87,7 +90,7 @@ func (u *lenientUpstream) requests() []string {
 // stream the client opens passes the authorising handler.
 func TestSmugglingThroughGateway(t *testing.T) {
 	up := startLenientUpstream(t)
-	p, err := NewProxy(ProxyConfig{Upstreams: []string{"http://" + up.addr}})
+	p, err := proxy.New(proxy.Config{Upstreams: []string{"http://" + up.addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +107,7 @@ func TestSmugglingThroughGateway(t *testing.T) {
 		}
 		p.ServeHTTP(w, r)
 	})
-	events := &eventLog{}
-	g := New(deny, Config{OnEvent: events.add, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	g := gateway.New(deny, gateway.Config{Logger: zerolog.New(zerolog.NewTestWriter(t))})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,27 +119,27 @@ func TestSmugglingThroughGateway(t *testing.T) {
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("Serve: %v", err)
 		}
-		waitFor(t, "upgraded connections to end", func() bool { open, _ := g.conns.counts(); return open == 0 })
+		gateway.WaitFor(t, "upgraded connections to end", func() bool { return gateway.OpenConns(g) == 0 })
 	})
 	addr := l.Addr().String()
 
 	t.Run("upgrade then a denied stream", func(t *testing.T) {
-		c := dial(t, addr)
+		c := gateway.Dial(t, addr)
 		br := bufio.NewReader(c)
-		io.WriteString(c, upgradeHead("GET", "/public"))
-		expect101(t, br)
-		h := newH2Client(t, c, br)
-		h.preface()
-		h.get(3, "/admin/secret")
-		h.get(5, "/public2")
-		resps, _, err := h.readUntil(ended(1, 3, 5))
+		io.WriteString(c, gateway.UpgradeHead("GET", "/public"))
+		gateway.Expect101(t, br)
+		h := gateway.NewH2Client(t, c, br)
+		h.Preface()
+		h.Get(3, "/admin/secret")
+		h.Get(5, "/public2")
+		resps, _, err := h.ReadUntil(gateway.Ended(1, 3, 5))
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := map[uint32]string{1: "200", 3: "403", 5: "200"}
 		for id, st := range want {
-			if resps[id].status != st {
-				t.Errorf("stream %d: %s; want %s", id, resps[id].status, st)
+			if resps[id].Status() != st {
+				t.Errorf("stream %d: %s; want %s", id, resps[id].Status(), st)
 			}
 		}
 	})
@@ -146,10 +148,10 @@ func TestSmugglingThroughGateway(t *testing.T) {
 		// upstream on HTTP/1.1 — where a lenient upstream would switch
 		// if it saw the upgrade — and the client then speaks HTTP/2 on
 		// the connection as if a 101 had come back.
-		c := dial(t, addr)
+		c := gateway.Dial(t, addr)
 		br := bufio.NewReader(c)
 		io.WriteString(c, "GET /public3 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: !!\r\n\r\n")
-		resp, body := readHTTP1(t, br, "GET")
+		resp, body := gateway.ReadHTTP1(t, br, "GET")
 		if resp.StatusCode != 200 || string(body) != "upstream" {
 			t.Errorf("declined upgrade: %s %q; want 200 from the upstream on HTTP/1.1", resp.Status, body)
 		}
@@ -158,29 +160,29 @@ func TestSmugglingThroughGateway(t *testing.T) {
 		// alone, which is the outcome under test.
 		var out bytes.Buffer
 		out.WriteString(http2.ClientPreface)
-		h := newH2Client(t, c, br)
-		h.fr = http2.NewFramer(&out, nil)
-		h.fr.WriteSettings()
-		h.get(1, "/admin/secret")
+		h := gateway.NewH2Client(t, c, br)
+		h.SetFramer(http2.NewFramer(&out, nil))
+		h.Framer().WriteSettings()
+		h.Get(1, "/admin/secret")
 		c.Write(out.Bytes())
-		resp, _ = readHTTP1(t, br, "PRI")
+		resp, _ = gateway.ReadHTTP1(t, br, "PRI")
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("preface after a declined upgrade: %s; want 400", resp.Status)
 		}
-		expectClosed(t, c, br, 5*time.Second)
+		gateway.ExpectClosed(t, c, br, 5*time.Second)
 	})
 	t.Run("prior knowledge with upgrade fields", func(t *testing.T) {
-		c := dial(t, addr)
-		h := newH2Client(t, c, nil)
-		h.preface()
-		h.get(1, "/public4", "upgrade", "h2c", "http2-settings", "AAMAAABk", "connection", "Upgrade")
-		h.get(3, "/public5", "http2-settings", "AAMAAABk")
-		resps, _, err := h.readUntil(ended(1, 3))
+		c := gateway.Dial(t, addr)
+		h := gateway.NewH2Client(t, c, nil)
+		h.Preface()
+		h.Get(1, "/public4", "upgrade", "h2c", "http2-settings", "AAMAAABk", "connection", "Upgrade")
+		h.Get(3, "/public5", "http2-settings", "AAMAAABk")
+		resps, _, err := h.ReadUntil(gateway.Ended(1, 3))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []uint32{1, 3} {
-			if r := resps[id]; r.status != "400" && r.reset == nil {
+			if r := resps[id]; r.Status() != "400" && r.Reset() == nil {
 				t.Errorf("stream %d: %+v; want 400 or a reset", id, r)
 			}
 		}

@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"io"
@@ -12,21 +12,21 @@ import (
 	"time"
 )
 
-// pxFakeClock is a clock the test moves; safe for concurrent use.
-type pxFakeClock struct {
+// fakeClock is a clock the test moves; safe for concurrent use.
+type fakeClock struct {
 	base time.Time
 	off  atomic.Int64
 }
 
-func pxNewFakeClock() *pxFakeClock { return &pxFakeClock{base: time.Now()} }
+func newFakeClock() *fakeClock { return &fakeClock{base: time.Now()} }
 
-func (c *pxFakeClock) now() time.Time { return c.base.Add(time.Duration(c.off.Load())) }
+func (c *fakeClock) now() time.Time { return c.base.Add(time.Duration(c.off.Load())) }
 
-func (c *pxFakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// pxTestPool builds a pool of upstreams named by specs ("http://a:1",
+// testPool builds a pool of upstreams named by specs ("http://a:1",
 // "h2c://b:2"), on a fake clock.
-func pxTestPool(t *testing.T, failTimeout time.Duration, specs ...string) (*pool, *pxFakeClock) {
+func testPool(t *testing.T, failTimeout time.Duration, specs ...string) (*pool, *fakeClock) {
 	t.Helper()
 	var ups []*upstream
 	for _, s := range specs {
@@ -37,12 +37,12 @@ func pxTestPool(t *testing.T, failTimeout time.Duration, specs ...string) (*pool
 		ups = append(ups, &upstream{name: name, host: host, h2c: scheme == "h2c", tls: scheme == "https"})
 	}
 	p := newPool(ups, failTimeout)
-	c := pxNewFakeClock()
+	c := newFakeClock()
 	p.now = c.now
 	return p, c
 }
 
-func pxPicks(p *pool, n int, wantH1 bool) string {
+func picks(p *pool, n int, wantH1 bool) string {
 	var names []string
 	for range n {
 		names = append(names, p.pick(wantH1).host)
@@ -66,8 +66,8 @@ func TestPoolRoundRobin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, _ := pxTestPool(t, time.Second, tt.specs...)
-			if got := pxPicks(p, len(strings.Fields(tt.want)), tt.wantH1); got != tt.want {
+			p, _ := testPool(t, time.Second, tt.specs...)
+			if got := picks(p, len(strings.Fields(tt.want)), tt.wantH1); got != tt.want {
 				t.Errorf("picks: got %q; want %q", got, tt.want)
 			}
 		})
@@ -77,7 +77,7 @@ func TestPoolRoundRobin(t *testing.T) {
 // TestPoolTakeOut: a taken-out upstream is skipped until failTimeout has
 // passed, then picked again; a success before then does not restore it.
 func TestPoolTakeOut(t *testing.T) {
-	p, clock := pxTestPool(t, 10*time.Second, "http://a:1", "http://b:2", "http://c:3")
+	p, clock := testPool(t, 10*time.Second, "http://a:1", "http://b:2", "http://c:3")
 	a, b := p.ups[0], p.ups[1]
 	if !p.takeOut(b) {
 		t.Errorf("takeOut of an upstream in service: got false; want true")
@@ -85,7 +85,7 @@ func TestPoolTakeOut(t *testing.T) {
 	if p.takeOut(b) {
 		t.Errorf("takeOut of an upstream already out: got true; want false")
 	}
-	if got, want := pxPicks(p, 4, false), "a:1 c:3 c:3 a:1"; got != want {
+	if got, want := picks(p, 4, false), "a:1 c:3 c:3 a:1"; got != want {
 		t.Errorf("picks with b out: got %q; want %q", got, want)
 	}
 	if got := p.pickOther(a, false); got == nil || got.host != "c:3" {
@@ -95,11 +95,11 @@ func TestPoolTakeOut(t *testing.T) {
 	if p.restore(b) {
 		t.Errorf("restore before failTimeout: got true; want false")
 	}
-	if got, want := pxPicks(p, 3, false), "c:3 c:3 a:1"; got != want {
+	if got, want := picks(p, 3, false), "c:3 c:3 a:1"; got != want {
 		t.Errorf("picks before failTimeout: got %q; want %q", got, want)
 	}
 	clock.advance(5 * time.Second)
-	if got, want := pxPicks(p, 3, false), "b:2 c:3 a:1"; got != want {
+	if got, want := picks(p, 3, false), "b:2 c:3 a:1"; got != want {
 		t.Errorf("picks after failTimeout: got %q; want %q", got, want)
 	}
 	if !p.restore(b) {
@@ -114,11 +114,11 @@ func TestPoolTakeOut(t *testing.T) {
 // (nothing else could bring the pool back before failTimeout), a retry finds
 // no other upstream, and the pool is not ready.
 func TestPoolAllOut(t *testing.T) {
-	p, clock := pxTestPool(t, time.Second, "http://a:1", "h2c://b:2")
+	p, clock := testPool(t, time.Second, "http://a:1", "h2c://b:2")
 	for _, u := range p.ups {
 		p.takeOut(u)
 	}
-	if got, want := pxPicks(p, 3, false), "a:1 b:2 a:1"; got != want {
+	if got, want := picks(p, 3, false), "a:1 b:2 a:1"; got != want {
 		t.Errorf("picks: got %q; want %q", got, want)
 	}
 	if got := p.pickOther(p.ups[0], false); got != nil {
@@ -134,7 +134,7 @@ func TestPoolAllOut(t *testing.T) {
 }
 
 func TestPoolLookup(t *testing.T) {
-	p, _ := pxTestPool(t, time.Second, "http://a:1", "h2c://b:2")
+	p, _ := testPool(t, time.Second, "http://a:1", "h2c://b:2")
 	for host, want := range map[string]string{"a:1": "http://a:1", "b:2": "h2c://b:2", "c:3": ""} {
 		got := ""
 		if u := p.lookup(host); u != nil {
@@ -214,16 +214,16 @@ func TestProxyRetriesIdempotent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := pxClosedAddr(t)
-			refused := &pxUpstream{url: "http://" + a, name: "http://" + a}
-			good := pxStartH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a := closedAddr(t)
+			refused := &testUpstream{url: "http://" + a, name: "http://" + a}
+			good := startH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
 				w.Header().Set("X-Got-Body", string(b))
 			}))
 			// The refused upstream comes first in round robin.
-			p, errs := pxNewProxy(t, ProxyConfig{}, refused, good)
+			p, errs := newProxy(t, Config{}, refused, good)
 			notes := make(chan string, 1)
-			f := pxStartH1Front(t, pxWithNote(p, func(u string) { notes <- u }))
+			f := startH1Front(t, withNote(p, func(u string) { notes <- u }))
 			var body io.Reader
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)
@@ -242,10 +242,10 @@ func TestProxyRetriesIdempotent(t *testing.T) {
 			} else if got := res.Header.Get("X-Got-Body"); got != tt.body {
 				t.Errorf("body at the second upstream: got %q; want %q", got, tt.body)
 			}
-			if got := pxWaitFor(t, notes, "the note"); got != wantNote {
+			if got := waitFor(t, notes, "the note"); got != wantNote {
 				t.Errorf("Note.Upstream: got %q; want %q", got, wantNote)
 			}
-			if got, want := errs.list(), []string{refused.name + " refused"}; !pxEqualStrings(got, want) {
+			if got, want := errs.list(), []string{refused.name + " refused"}; !equalStrings(got, want) {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
 		})
@@ -263,15 +263,15 @@ func TestProxyTakesOutFailingUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	flaky := &pxUpstream{url: "http://" + addr, name: "http://" + addr}
+	flaky := &testUpstream{url: "http://" + addr, name: "http://" + addr}
 	l.Close() // refused from now on
-	good := pxStartH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	good := startH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "good")
 	}))
-	p, errs := pxNewProxy(t, ProxyConfig{FailTimeout: failTimeout}, flaky, good)
-	clock := pxNewFakeClock()
+	p, errs := newProxy(t, Config{FailTimeout: failTimeout}, flaky, good)
+	clock := newFakeClock()
 	p.pool.now = clock.now
-	f := pxStartH1Front(t, p)
+	f := startH1Front(t, p)
 
 	// Round robin starts at flaky: refused, retried on good, flaky out;
 	// the next requests, one of which round robin gives to flaky, go to
@@ -282,7 +282,7 @@ func TestProxyTakesOutFailingUpstream(t *testing.T) {
 		}
 		clock.advance(failTimeout / 10)
 	}
-	if got, want := errs.list(), []string{flaky.name + " refused"}; !pxEqualStrings(got, want) {
+	if got, want := errs.list(), []string{flaky.name + " refused"}; !equalStrings(got, want) {
 		t.Errorf("OnUpstreamError while taken out: got %q; want %q (flaky tried once)", got, want)
 	}
 	if !p.Ready() {
@@ -316,12 +316,12 @@ func TestProxyTakesOutFailingUpstream(t *testing.T) {
 // not ready — found by the readiness dial, before any request failed — and
 // is ready again once the upstream accepts connections.
 func TestProxyTakenOutNotReady(t *testing.T) {
-	a := pxClosedAddr(t)
-	p, _ := pxNewProxy(t, ProxyConfig{}, &pxUpstream{url: "h2c://" + a, name: "h2c://" + a})
+	a := closedAddr(t)
+	p, _ := newProxy(t, Config{}, &testUpstream{url: "h2c://" + a, name: "h2c://" + a})
 	if p.Ready() {
 		t.Fatalf("Ready with the only upstream refusing: got true; want false")
 	}
-	f := pxStartH1Front(t, p)
+	f := startH1Front(t, p)
 	if res, _ := f.get(t, "/"); res.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status: got %d; want 502", res.StatusCode)
 	}

@@ -1,6 +1,7 @@
-package gateway
+package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,12 +14,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/errlog"
+	"github.com/h2cgw/h2cgw/internal/readahead"
 	"github.com/rs/zerolog"
 )
 
-// ProxyConfig configures a [Proxy]. Every field's doc ends with what its zero
-// value means; NewProxy does not keep or mutate the caller's struct.
-type ProxyConfig struct {
+// Config configures a [Proxy]. Every field's doc ends with what its zero
+// value means; New does not keep or mutate the caller's struct.
+type Config struct {
 	// Upstreams lists the servers requests are sent to, round robin:
 	// "http://host:port" speaks HTTP/1.1 over pooled keep-alive connections,
 	// "h2c://host:port" speaks HTTP/2 with prior knowledge (RFC 9113 §3.3),
@@ -118,7 +121,7 @@ const (
 // (gRPC status). Failures give 502 or 504 with a short plain-text body, a log
 // line naming upstream and cause, and a call to OnUpstreamError.
 //
-// Build one with [NewProxy]; it is safe for concurrent use.
+// Build one with [New]; it is safe for concurrent use.
 type Proxy struct {
 	rp      httputil.ReverseProxy
 	pool    *pool
@@ -127,12 +130,11 @@ type Proxy struct {
 	tls     *http.Transport // https:// upstreams; nil without one
 	dialer  net.Dialer
 	log     zerolog.Logger
-	timeout time.Duration // ProxyConfig.Timeout, resolved
+	timeout time.Duration // Config.Timeout, resolved
 	onError func(upstream, cause string)
-	// onResponse is ProxyConfig.OnUpstreamResponse.
+	// onResponse is Config.OnUpstreamResponse.
 	onResponse func(upstream string, d time.Duration)
 	names      []string
-	tunnels    tunnels
 
 	// ready caches the last readiness answer; readyMu lets one probe run
 	// at a time.
@@ -140,19 +142,19 @@ type Proxy struct {
 	readyMu sync.Mutex
 }
 
-// NewProxy returns a Proxy for cfg. It fails when cfg lists no upstream, when
+// New returns a Proxy for cfg. It fails when cfg lists no upstream, when
 // an upstream is not an http:// or h2c:// URL of a host (and port), when one
 // is listed twice, or when a duration is negative; the error says which.
-func NewProxy(cfg ProxyConfig) (*Proxy, error) {
+func New(cfg Config) (*Proxy, error) {
 	if len(cfg.Upstreams) == 0 {
-		return nil, errors.New("gateway: no upstream")
+		return nil, errors.New("proxy: no upstream")
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"Timeout", cfg.Timeout}, {"DialTimeout", cfg.DialTimeout}, {"FailTimeout", cfg.FailTimeout}} {
 		if d.v < 0 {
-			return nil, fmt.Errorf("gateway: ProxyConfig.%s is negative (%v)", d.name, d.v)
+			return nil, fmt.Errorf("proxy: Config.%s is negative (%v)", d.name, d.v)
 		}
 	}
 	for _, n := range []struct {
@@ -160,13 +162,13 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		v    int
 	}{{"MaxConnsPerHost", cfg.MaxConnsPerHost}, {"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost}} {
 		if n.v < 0 {
-			return nil, fmt.Errorf("gateway: ProxyConfig.%s is negative (%d)", n.name, n.v)
+			return nil, fmt.Errorf("proxy: Config.%s is negative (%d)", n.name, n.v)
 		}
 	}
 
 	p := &Proxy{log: cfg.Logger, onError: cfg.OnUpstreamError, onResponse: cfg.OnUpstreamResponse}
-	p.dialer = net.Dialer{Timeout: orDuration(cfg.DialTimeout, defaultDialTimeout)}
-	timeout := orDuration(cfg.Timeout, defaultProxyTimeout)
+	p.dialer = net.Dialer{Timeout: cmp.Or(cfg.DialTimeout, defaultDialTimeout)}
+	timeout := cmp.Or(cfg.Timeout, defaultProxyTimeout)
 	p.timeout = timeout
 	maxConns := cfg.MaxConnsPerHost
 	if maxConns == 0 {
@@ -215,7 +217,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			}
 			// The client reads frames as the server does, in two calls
 			// each: one read(2) per burst of responses instead.
-			return newReadAheadConn(c), nil
+			return readahead.New(c), nil
 		},
 		Protocols:             &h2cProtos,
 		IdleConnTimeout:       idleConnTimeout,
@@ -239,7 +241,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		}
 		for _, u := range ups {
 			if u.host == host {
-				return nil, fmt.Errorf("gateway: upstream %q: %s is listed twice", s, host)
+				return nil, fmt.Errorf("proxy: upstream %q: %s is listed twice", s, host)
 			}
 		}
 		u := &upstream{name: name, host: host, h2c: scheme == "h2c", tls: scheme == "https", rt: p.h1}
@@ -260,7 +262,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		ups = append(ups, u)
 		p.names = append(p.names, name)
 	}
-	p.pool = newPool(ups, orDuration(cfg.FailTimeout, defaultFailTimeout))
+	p.pool = newPool(ups, cmp.Or(cfg.FailTimeout, defaultFailTimeout))
 
 	p.rp = httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
@@ -272,7 +274,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		// response: an extra DATA frame and write syscall per response
 		// and a timer goroutine per request.
 		FlushInterval:  0,
-		ErrorLog:       newErrorLog(p.log),
+		ErrorLog:       errlog.New(p.log),
 		BufferPool:     &copyBuffers,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
@@ -325,9 +327,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantsWebSocket(r) && p.pool.hasH1 {
-		// Track the connection ReverseProxy will hijack for the tunnel, so
-		// that Close can end it (net/http's Shutdown does not).
-		w = &tunnelWriter{ResponseWriter: w, t: &p.tunnels}
+		// The connection ReverseProxy will hijack for the tunnel joins
+		// the Gateway's shutdown registry.
+		w = &tunnelWriter{ResponseWriter: w, r: r}
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -443,27 +445,16 @@ func (p *Proxy) probe() bool {
 	return false
 }
 
-// Close closes the idle upstream connections and the WebSocket tunnels open
-// at the time. It does not stop the Proxy: a later request opens new
-// connections. Call it once the server in front has shut down.
+// Close closes the idle upstream connections. It does not stop the Proxy:
+// a later request opens new connections. Call it once the server in front
+// has shut down. WebSocket tunnels are the Gateway's to end: its Shutdown
+// waits for them and closes what is left (gateway.Hijack).
 func (p *Proxy) Close() {
 	p.h1.CloseIdleConnections()
 	p.h2c.CloseIdleConnections()
 	if p.tls != nil {
 		p.tls.CloseIdleConnections()
 	}
-	p.tunnels.closeAll()
-}
-
-// Shutdown waits for the open WebSocket tunnels to end — they are hijacked
-// connections, which neither net/http's Shutdown nor the Gateway's waits
-// for — until ctx ends, then closes what is left as Close does. Call it with
-// the grace period's context after the Gateway's Shutdown, so that a tunnel
-// in flight when shutdown began has the whole grace period (README "Shutdown").
-func (p *Proxy) Shutdown(ctx context.Context) error {
-	err := poll(ctx, func() bool { return p.tunnels.count() == 0 })
-	p.Close()
-	return err
 }
 
 // Upstreams returns the upstreams' names, normalised with their ports

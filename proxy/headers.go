@@ -1,9 +1,12 @@
-package gateway
+package proxy
 
 import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/h2cgw/h2cgw/internal/hopbyhop"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Header values the proxy sets. The slices are shared by every request and
@@ -42,7 +45,7 @@ const viaPseudonym = "h2cgw"
 // tokens the client offered. ReverseProxy keys its 101 handling on the
 // outgoing request's Upgrade, so any other request goes out with none.
 func forwardHeader(h http.Header, tunnel bool) {
-	stripConnectionFields(h)
+	hopbyhop.Strip(h)
 	if tunnel {
 		h["Connection"] = connectionUpgrade
 		h["Upgrade"] = upgradeWebSocket
@@ -58,14 +61,14 @@ func wantsWebSocket(r *http.Request) bool {
 	return len(up) > 0 &&
 		r.ProtoMajor == 1 && r.ProtoMinor == 1 &&
 		r.Method == http.MethodGet &&
-		headerHasToken(up, "websocket") &&
-		headerHasToken(r.Header["Connection"], "upgrade")
+		httpguts.HeaderValuesContainsToken(up, "websocket") &&
+		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
 }
 
 // upgradeType is the protocol ReverseProxy reads from h: Upgrade's first
 // line when Connection lists "upgrade", else "".
 func upgradeType(h http.Header) string {
-	if !headerHasToken(h["Connection"], "upgrade") {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
 		return ""
 	}
 	if v := h["Upgrade"]; len(v) > 0 {

@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"bufio"
@@ -12,11 +12,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/h2cgw/h2cgw/internal/leaktest"
+	"golang.org/x/net/http/httpguts"
 )
 
-// pxHopFields are the fields an upstream must never see (RFC 9110 §7.6.1,
+// hopFields are the fields an upstream must never see (RFC 9110 §7.6.1,
 // RFC 9113 §8.2.2, RFC 7540 §3.2.1).
-var pxHopFields = []string{"Connection", "Upgrade", "Http2-Settings", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding"}
+var hopFields = []string{"Connection", "Upgrade", "Http2-Settings", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding"}
 
 // TestProxyForwardsHeaders: whatever hop-by-hop fields an HTTP/1.1 client
 // sends, listed in Connection or not, none reaches the upstream (h2c
@@ -27,7 +30,7 @@ func TestProxyForwardsHeaders(t *testing.T) {
 		name    string
 		proto   string   // request line version; HTTP/1.1 if empty
 		lines   []string // header lines besides Host, X-Forwarded-For, Via
-		absent  []string // besides pxHopFields
+		absent  []string // besides hopFields
 		want    map[string]string
 		wantVia string
 	}{
@@ -80,13 +83,13 @@ func TestProxyForwardsHeaders(t *testing.T) {
 			wantVia: "1.0 edge, 1.0 h2cgw",
 		},
 	}
-	for _, kind := range pxUpstreamKinds {
+	for _, kind := range upstreamKinds {
 		for _, tt := range tests {
 			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
-				var log pxRequestLog
+				var log requestLog
 				up := kind.start(t, log.handler())
-				p, errs := pxNewProxy(t, ProxyConfig{}, up)
-				f := pxStartH1Front(t, p)
+				p, errs := newProxy(t, Config{}, up)
+				f := startH1Front(t, p)
 				proto := tt.proto
 				if proto == "" {
 					proto = "HTTP/1.1"
@@ -99,12 +102,12 @@ func TestProxyForwardsHeaders(t *testing.T) {
 					"Via: 1.0 edge",
 					"Content-Length: 4",
 				}, tt.lines...)
-				res, body := pxRawExchange(t, f.addr, pxRawRequest(lines...)+"body")
+				res, body := rawExchange(t, f.addr, rawRequest(lines...)+"body")
 				if res.StatusCode != http.StatusOK || body != "ok" {
 					t.Fatalf("response: got %d %q; want 200 \"ok\" (errors: %q)", res.StatusCode, body, errs.list())
 				}
 				seen := log.last(t)
-				for _, k := range append(slices.Clone(pxHopFields), tt.absent...) {
+				for _, k := range append(slices.Clone(hopFields), tt.absent...) {
 					if v, ok := seen.Header[k]; ok {
 						t.Errorf("upstream saw %s: %q; want it absent", k, v)
 					}
@@ -151,12 +154,12 @@ func TestProxyForwardsHeaders(t *testing.T) {
 // 9113 §8.2.2 does not list it) reaches neither kind of upstream with it; "TE: trailers" (gRPC) is
 // kept; Via says 2.
 func TestProxyForwardsHeadersHTTP2(t *testing.T) {
-	for _, kind := range pxUpstreamKinds {
+	for _, kind := range upstreamKinds {
 		t.Run(kind.name, func(t *testing.T) {
-			var log pxRequestLog
+			var log requestLog
 			up := kind.start(t, log.handler())
-			p, _ := pxNewProxy(t, ProxyConfig{}, up)
-			f := pxStartH2CFront(t, p)
+			p, _ := newProxy(t, Config{}, up)
+			f := startH2CFront(t, p)
 			req, _ := http.NewRequest(http.MethodGet, f.url+"/grpc", nil)
 			req.Host = "example.test"
 			req.Header.Set("HTTP2-Settings", "AAMAAABkAAQAoAAAAAIAAAAA")
@@ -169,7 +172,7 @@ func TestProxyForwardsHeadersHTTP2(t *testing.T) {
 				t.Fatalf("client spoke %s; want HTTP/2", res.Proto)
 			}
 			seen := log.last(t)
-			for _, k := range pxHopFields {
+			for _, k := range hopFields {
 				if v, ok := seen.Header[k]; ok {
 					t.Errorf("upstream saw %s: %q; want it absent", k, v)
 				}
@@ -202,12 +205,12 @@ func TestProxyForwardsHeadersHTTP2(t *testing.T) {
 // attempt arrives as a plain request, the client gets the upstream's 200,
 // and the upstream's request log is the evidence.
 func TestProxyLenientUpstreamNeverUpgrades(t *testing.T) {
-	var log pxRequestLog
+	var log requestLog
 	var mu sync.Mutex
 	switched := 0
-	up := pxStartH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := startH1Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.add(r)
-		if headerHasToken(r.Header["Upgrade"], "h2c") {
+		if httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") {
 			mu.Lock()
 			switched++
 			mu.Unlock()
@@ -222,8 +225,8 @@ func TestProxyLenientUpstreamNeverUpgrades(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "plain")
 	}))
-	p, _ := pxNewProxy(t, ProxyConfig{}, up)
-	f := pxStartH1Front(t, p)
+	p, _ := newProxy(t, Config{}, up)
+	f := startH1Front(t, p)
 	attempts := map[string][]string{
 		"full upgrade":            {"Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA"},
 		"settings unlisted":       {"Connection: Upgrade", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA"},
@@ -232,7 +235,7 @@ func TestProxyLenientUpstreamNeverUpgrades(t *testing.T) {
 	}
 	for name, lines := range attempts {
 		head := append([]string{"GET /flag HTTP/1.1", "Host: example.test"}, lines...)
-		res, body := pxRawExchange(t, f.addr, pxRawRequest(head...))
+		res, body := rawExchange(t, f.addr, rawRequest(head...))
 		if res.StatusCode != http.StatusOK || body != "plain" {
 			t.Errorf("%s: got %d %q; want 200 \"plain\"", name, res.StatusCode, body)
 		}
@@ -245,7 +248,7 @@ func TestProxyLenientUpstreamNeverUpgrades(t *testing.T) {
 		t.Fatalf("upstream saw %d requests; want %d", len(seen), len(attempts))
 	}
 	for i, s := range seen {
-		for _, k := range pxHopFields {
+		for _, k := range hopFields {
 			if v, ok := s.Header[k]; ok {
 				t.Errorf("request %d: upstream saw %s: %q; want it absent", i, k, v)
 			}
@@ -258,21 +261,21 @@ func TestProxyLenientUpstreamNeverUpgrades(t *testing.T) {
 
 // TestProxyRejects: requests the proxy answers itself.
 func TestProxyRejects(t *testing.T) {
-	var log pxRequestLog
-	up := pxStartH1Upstream(t, log.handler())
-	p, _ := pxNewProxy(t, ProxyConfig{}, up)
-	f := pxStartH1Front(t, p)
+	var log requestLog
+	up := startH1Upstream(t, log.handler())
+	p, _ := newProxy(t, Config{}, up)
+	f := startH1Front(t, p)
 	tests := []struct {
 		name       string
 		request    string
 		wantStatus int
 	}{
-		{"CONNECT", pxRawRequest("CONNECT example.test:443 HTTP/1.1", "Host: example.test:443"), http.StatusNotImplemented},
-		{"unprintable Upgrade", pxRawRequest("GET / HTTP/1.1", "Host: example.test", "Connection: upgrade", "Upgrade: \x7fbad"), http.StatusBadRequest},
+		{"CONNECT", rawRequest("CONNECT example.test:443 HTTP/1.1", "Host: example.test:443"), http.StatusNotImplemented},
+		{"unprintable Upgrade", rawRequest("GET / HTTP/1.1", "Host: example.test", "Connection: upgrade", "Upgrade: \x7fbad"), http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, _ := pxRawExchange(t, f.addr, tt.request)
+			res, _ := rawExchange(t, f.addr, tt.request)
 			if res.StatusCode != tt.wantStatus {
 				t.Errorf("status: got %d; want %d", res.StatusCode, tt.wantStatus)
 			}
@@ -283,46 +286,46 @@ func TestProxyRejects(t *testing.T) {
 	}
 }
 
-// TestNewProxy: configurations NewProxy refuses, with an error that says
+// TestNewProxy: configurations New refuses, with an error that says
 // which upstream and why, and the names it gives the ones it accepts.
 func TestNewProxy(t *testing.T) {
 	bad := []struct {
 		name string
-		cfg  ProxyConfig
+		cfg  Config
 		want string
 	}{
-		{"no upstream", ProxyConfig{}, "no upstream"},
-		{"ftp", ProxyConfig{Upstreams: []string{"ftp://a:1"}}, `upstream "ftp://a:1": scheme "ftp" is not served`},
-		{"credentials", ProxyConfig{Upstreams: []string{"http://u:s3cret@a:1"}}, `credentials are not supported`},
-		{"no scheme", ProxyConfig{Upstreams: []string{"a:1"}}, `upstream "a:1"`},
-		{"no host", ProxyConfig{Upstreams: []string{"http://:80"}}, "no host"},
-		{"path", ProxyConfig{Upstreams: []string{"http://a:1/api"}}, "a path is not supported"},
-		{"query", ProxyConfig{Upstreams: []string{"http://a:1?x=1"}}, "a query or fragment is not supported"},
-		{"credentials", ProxyConfig{Upstreams: []string{"http://u:p@a:1"}}, "credentials are not supported"},
-		{"bad port", ProxyConfig{Upstreams: []string{"http://a:port"}}, `upstream "http://a:port"`},
-		{"twice", ProxyConfig{Upstreams: []string{"http://a:1", "h2c://A:1"}}, `upstream "h2c://A:1": a:1 is listed twice`},
-		{"negative timeout", ProxyConfig{Upstreams: []string{"http://a:1"}, Timeout: -1}, "ProxyConfig.Timeout is negative"},
+		{"no upstream", Config{}, "no upstream"},
+		{"ftp", Config{Upstreams: []string{"ftp://a:1"}}, `upstream "ftp://a:1": scheme "ftp" is not served`},
+		{"credentials", Config{Upstreams: []string{"http://u:s3cret@a:1"}}, `credentials are not supported`},
+		{"no scheme", Config{Upstreams: []string{"a:1"}}, `upstream "a:1"`},
+		{"no host", Config{Upstreams: []string{"http://:80"}}, "no host"},
+		{"path", Config{Upstreams: []string{"http://a:1/api"}}, "a path is not supported"},
+		{"query", Config{Upstreams: []string{"http://a:1?x=1"}}, "a query or fragment is not supported"},
+		{"credentials", Config{Upstreams: []string{"http://u:p@a:1"}}, "credentials are not supported"},
+		{"bad port", Config{Upstreams: []string{"http://a:port"}}, `upstream "http://a:port"`},
+		{"twice", Config{Upstreams: []string{"http://a:1", "h2c://A:1"}}, `upstream "h2c://A:1": a:1 is listed twice`},
+		{"negative timeout", Config{Upstreams: []string{"http://a:1"}, Timeout: -1}, "Config.Timeout is negative"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := NewProxy(tt.cfg)
+			p, err := New(tt.cfg)
 			if err == nil {
 				p.Close()
-				t.Fatalf("NewProxy: got no error; want one containing %q", tt.want)
+				t.Fatalf("New: got no error; want one containing %q", tt.want)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("NewProxy: got %q; want it to contain %q", err, tt.want)
+				t.Errorf("New: got %q; want it to contain %q", err, tt.want)
 			}
 		})
 	}
 
-	p, err := NewProxy(ProxyConfig{Upstreams: []string{"http://Backend", "H2C://[::1]:50051/", "http://127.0.0.1:8081"}})
+	p, err := New(Config{Upstreams: []string{"http://Backend", "H2C://[::1]:50051/", "http://127.0.0.1:8081"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	want := []string{"http://backend:80", "h2c://[::1]:50051", "http://127.0.0.1:8081"}
-	if got := p.Upstreams(); !pxEqualStrings(got, want) {
+	if got := p.Upstreams(); !equalStrings(got, want) {
 		t.Errorf("Upstreams: got %q; want %q", got, want)
 	}
 }
@@ -334,7 +337,7 @@ func ExampleProxy() {
 	}))
 	defer upstream.Close()
 
-	p, err := NewProxy(ProxyConfig{Upstreams: []string{upstream.URL}})
+	p, err := New(Config{Upstreams: []string{upstream.URL}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -361,7 +364,7 @@ func ExampleProxy() {
 // WebSocket tunnel, a timeout and an unsolicited 101, once the servers are
 // closed and Close called, no goroutine of the proxy is left.
 func TestProxyNoLeak(t *testing.T) {
-	lc := startLeakCheck(t)
+	lc := leaktest.Start(t, proxyFrames...)
 	t.Run("traffic", func(t *testing.T) {
 		h := http.NewServeMux()
 		h.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
@@ -369,31 +372,31 @@ func TestProxyNoLeak(t *testing.T) {
 		h.HandleFunc("/switch", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusSwitchingProtocols)
 		})
-		h.Handle("/chat", pxWSEcho(t))
-		h1 := pxStartH1Upstream(t, h)
-		h2 := pxStartH2CUpstream(t, h)
-		p, _ := pxNewProxy(t, ProxyConfig{Timeout: 100 * time.Millisecond}, h1, h2)
-		f := pxStartH1Front(t, p)
+		h.Handle("/chat", wsEcho(t))
+		h1 := startH1Upstream(t, h)
+		h2 := startH2CUpstream(t, h)
+		p, _ := newProxy(t, Config{Timeout: 100 * time.Millisecond}, h1, h2)
+		f := startH1Front(t, p)
 		for _, path := range []string{"/", "/", "/slow", "/slow", "/switch", "/switch"} {
 			f.get(t, path)
 		}
-		c, err := net.DialTimeout("tcp", f.addr, pxTimeout)
+		c, err := net.DialTimeout("tcp", f.addr, testTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(pxTimeout))
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
 		br := bufio.NewReader(c)
-		_, _ = io.WriteString(c, pxWSHandshake)
+		_, _ = io.WriteString(c, wsHandshake)
 		if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("handshake: got %v, %v; want 101", res, err)
 		}
-		if err := pxWriteWSFrame(c, "hi", true); err != nil {
+		if err := writeWSFrame(c, "hi", true); err != nil {
 			t.Fatal(err)
 		}
-		if msg, err := pxReadWSFrame(br); err != nil || msg != "hi" {
+		if msg, err := readWSFrame(br); err != nil || msg != "hi" {
 			t.Fatalf("echo: got %q, %v; want \"hi\"", msg, err)
 		}
 	})
-	lc.done()
+	lc.Done()
 }

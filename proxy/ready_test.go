@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"net"
@@ -31,7 +31,7 @@ func TestProxyReadyProbes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := NewProxy(ProxyConfig{Upstreams: tc.upstreams})
+			p, err := New(Config{Upstreams: tc.upstreams})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"bufio"
@@ -14,8 +14,8 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// pxReadRequestHead reads one request head (and discards its body) from br.
-func pxReadRequestHead(br *bufio.Reader) (*http.Request, error) {
+// readRequestHead reads one request head (and discards its body) from br.
+func readRequestHead(br *bufio.Reader) (*http.Request, error) {
 	r, err := http.ReadRequest(br)
 	if err != nil {
 		return nil, err
@@ -30,16 +30,16 @@ func pxReadRequestHead(br *bufio.Reader) (*http.Request, error) {
 func TestProxyUpstreamFaults(t *testing.T) {
 	tests := []struct {
 		name       string
-		upstream   func(t *testing.T) *pxUpstream
+		upstream   func(t *testing.T) *testUpstream
 		wantStatus int
 		wantCause  string
 		wantBody   string
 	}{
 		{
 			name: "refused http",
-			upstream: func(t *testing.T) *pxUpstream {
-				a := pxClosedAddr(t)
-				return &pxUpstream{url: "http://" + a, name: "http://" + a}
+			upstream: func(t *testing.T) *testUpstream {
+				a := closedAddr(t)
+				return &testUpstream{url: "http://" + a, name: "http://" + a}
 			},
 			wantStatus: http.StatusBadGateway,
 			wantCause:  causeRefused,
@@ -47,9 +47,9 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "refused h2c",
-			upstream: func(t *testing.T) *pxUpstream {
-				a := pxClosedAddr(t)
-				return &pxUpstream{url: "h2c://" + a, name: "h2c://" + a}
+			upstream: func(t *testing.T) *testUpstream {
+				a := closedAddr(t)
+				return &testUpstream{url: "h2c://" + a, name: "h2c://" + a}
 			},
 			wantStatus: http.StatusBadGateway,
 			wantCause:  causeRefused,
@@ -57,9 +57,9 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "garbage status line",
-			upstream: func(t *testing.T) *pxUpstream {
-				return pxRawUpstream(t, func(c net.Conn) {
-					if _, err := pxReadRequestHead(bufio.NewReader(c)); err == nil {
+			upstream: func(t *testing.T) *testUpstream {
+				return rawUpstream(t, func(c net.Conn) {
+					if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
 						_, _ = io.WriteString(c, "garbage\r\n\r\n")
 					}
 				})
@@ -70,9 +70,9 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "malformed status code",
-			upstream: func(t *testing.T) *pxUpstream {
-				return pxRawUpstream(t, func(c net.Conn) {
-					if _, err := pxReadRequestHead(bufio.NewReader(c)); err == nil {
+			upstream: func(t *testing.T) *testUpstream {
+				return rawUpstream(t, func(c net.Conn) {
+					if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
 						_, _ = io.WriteString(c, "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n")
 					}
 				})
@@ -83,9 +83,9 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "closed before response",
-			upstream: func(t *testing.T) *pxUpstream {
-				return pxRawUpstream(t, func(c net.Conn) {
-					_, _ = pxReadRequestHead(bufio.NewReader(c))
+			upstream: func(t *testing.T) *testUpstream {
+				return rawUpstream(t, func(c net.Conn) {
+					_, _ = readRequestHead(bufio.NewReader(c))
 				})
 			},
 			wantStatus: http.StatusBadGateway,
@@ -94,8 +94,8 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "h2c upstream reset stream",
-			upstream: func(t *testing.T) *pxUpstream {
-				return pxStartH2CUpstream(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			upstream: func(t *testing.T) *testUpstream {
+				return startH2CUpstream(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 					panic(http.ErrAbortHandler) // RST_STREAM
 				}))
 			},
@@ -105,8 +105,8 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "h2c upstream speaks HTTP/1.1 only",
-			upstream: func(t *testing.T) *pxUpstream {
-				u := pxStartH1Upstream(t, http.NotFoundHandler())
+			upstream: func(t *testing.T) *testUpstream {
+				u := startH1Upstream(t, http.NotFoundHandler())
 				u.url = strings.Replace(u.url, "http://", "h2c://", 1)
 				u.name = u.url
 				return u
@@ -117,8 +117,8 @@ func TestProxyUpstreamFaults(t *testing.T) {
 		},
 		{
 			name: "h2c upstream sends illegal SETTINGS",
-			upstream: func(t *testing.T) *pxUpstream {
-				u := pxRawUpstream(t, func(c net.Conn) {
+			upstream: func(t *testing.T) *testUpstream {
+				u := rawUpstream(t, func(c net.Conn) {
 					preface := make([]byte, len(http2.ClientPreface))
 					if _, err := io.ReadFull(c, preface); err != nil {
 						return
@@ -140,8 +140,8 @@ func TestProxyUpstreamFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := tt.upstream(t)
-			p, errs := pxNewProxy(t, ProxyConfig{}, up)
-			f := pxStartH1Front(t, p)
+			p, errs := newProxy(t, Config{}, up)
+			f := startH1Front(t, p)
 			res, body := f.get(t, "/x")
 			if res.StatusCode != tt.wantStatus {
 				t.Errorf("status: got %d; want %d", res.StatusCode, tt.wantStatus)
@@ -165,18 +165,18 @@ func TestProxyUpstreamFaults(t *testing.T) {
 // request is abandoned (its context ends).
 func TestProxyTimeout(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	for _, kind := range pxUpstreamKinds {
+	for _, kind := range upstreamKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			abandoned := make(chan struct{})
 			up := kind.start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				select {
 				case <-r.Context().Done():
 					close(abandoned)
-				case <-time.After(pxTimeout): // the deliberate delay
+				case <-time.After(testTimeout): // the deliberate delay
 				}
 			}))
-			p, errs := pxNewProxy(t, ProxyConfig{Timeout: timeout}, up)
-			f := pxStartH1Front(t, p)
+			p, errs := newProxy(t, Config{Timeout: timeout}, up)
+			f := startH1Front(t, p)
 			start := time.Now()
 			res, body := f.get(t, "/slow")
 			elapsed := time.Since(start)
@@ -186,13 +186,13 @@ func TestProxyTimeout(t *testing.T) {
 			if want := "504 Gateway Timeout: upstream did not answer in time\n"; body != want {
 				t.Errorf("body: got %q; want %q", body, want)
 			}
-			if elapsed < timeout || elapsed > pxTimeout/2 {
+			if elapsed < timeout || elapsed > testTimeout/2 {
 				t.Errorf("answered after %v; want about %v", elapsed, timeout)
 			}
-			if got, want := errs.list(), []string{up.name + " timeout"}; !pxEqualStrings(got, want) {
+			if got, want := errs.list(), []string{up.name + " timeout"}; !equalStrings(got, want) {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
-			pxWaitFor(t, abandoned, "the upstream request to be abandoned")
+			waitFor(t, abandoned, "the upstream request to be abandoned")
 		})
 	}
 }
@@ -200,7 +200,7 @@ func TestProxyTimeout(t *testing.T) {
 // TestProxyClientCanceled: a client that goes away while the upstream thinks
 // is reported as "canceled", and the upstream's request is abandoned.
 func TestProxyClientCanceled(t *testing.T) {
-	for _, kind := range pxUpstreamKinds {
+	for _, kind := range upstreamKinds {
 		t.Run(kind.name, func(t *testing.T) {
 			arrived := make(chan struct{})
 			abandoned := make(chan struct{})
@@ -209,11 +209,11 @@ func TestProxyClientCanceled(t *testing.T) {
 				select {
 				case <-r.Context().Done():
 					close(abandoned)
-				case <-time.After(pxTimeout):
+				case <-time.After(testTimeout):
 				}
 			}))
-			p, errs := pxNewProxy(t, ProxyConfig{}, up)
-			f := pxStartH1Front(t, p)
+			p, errs := newProxy(t, Config{}, up)
+			f := startH1Front(t, p)
 			ctx, cancel := context.WithCancel(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/", nil)
 			done := make(chan error, 1)
@@ -224,15 +224,15 @@ func TestProxyClientCanceled(t *testing.T) {
 				}
 				done <- err
 			}()
-			pxWaitFor(t, arrived, "the request to reach the upstream")
+			waitFor(t, arrived, "the request to reach the upstream")
 			cancel()
-			if err := pxWaitFor(t, done, "the client to return"); !errors.Is(err, context.Canceled) {
+			if err := waitFor(t, done, "the client to return"); !errors.Is(err, context.Canceled) {
 				t.Errorf("client: got %v; want context.Canceled", err)
 			}
-			if got, want := pxWaitFor(t, errs.ch, "OnUpstreamError"), up.name+" canceled"; got != want {
+			if got, want := waitFor(t, errs.ch, "OnUpstreamError"), up.name+" canceled"; got != want {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
-			pxWaitFor(t, abandoned, "the upstream request to be abandoned")
+			waitFor(t, abandoned, "the upstream request to be abandoned")
 		})
 	}
 }
@@ -265,10 +265,10 @@ func TestProxyUnsolicited101(t *testing.T) {
 	for _, tt := range h1Tests {
 		t.Run("http/"+tt.name, func(t *testing.T) {
 			dropped := make(chan struct{}, 1)
-			up := pxRawUpstream(t, func(c net.Conn) {
+			up := rawUpstream(t, func(c net.Conn) {
 				br := bufio.NewReader(c)
 				for {
-					r, err := pxReadRequestHead(br)
+					r, err := readRequestHead(br)
 					if err != nil {
 						return
 					}
@@ -285,31 +285,31 @@ func TestProxyUnsolicited101(t *testing.T) {
 					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				}
 			})
-			p, errs := pxNewProxy(t, ProxyConfig{}, up)
-			f := pxStartH1Front(t, p)
+			p, errs := newProxy(t, Config{}, up)
+			f := startH1Front(t, p)
 			lines := append([]string{"GET /switch HTTP/1.1", "Host: example.test"}, tt.request...)
-			res, body := pxRawExchange(t, f.addr, pxRawRequest(lines...))
+			res, body := rawExchange(t, f.addr, rawRequest(lines...))
 			if res.StatusCode != http.StatusBadGateway {
 				t.Errorf("status: got %d; want 502", res.StatusCode)
 			}
 			if want := "502 Bad Gateway: upstream switched protocols unasked\n"; body != want {
 				t.Errorf("body: got %q; want %q", body, want)
 			}
-			pxWaitFor(t, dropped, "the upstream connection to be dropped")
+			waitFor(t, dropped, "the upstream connection to be dropped")
 			if res, _ := f.get(t, "/next"); res.StatusCode != http.StatusOK {
 				t.Errorf("next request: got %d; want 200", res.StatusCode)
 			}
 			if got := up.accepts.Load(); got != 2 {
 				t.Errorf("upstream connections: got %d; want 2 (the switched one dropped)", got)
 			}
-			if got, want := errs.list(), []string{up.name + " unsolicited_101"}; !pxEqualStrings(got, want) {
+			if got, want := errs.list(), []string{up.name + " unsolicited_101"}; !equalStrings(got, want) {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
 		})
 	}
 
 	t.Run("h2c", func(t *testing.T) {
-		up := pxStartH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := startH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/switch" {
 				w.Header().Set("Upgrade", "h2c")
 				w.WriteHeader(http.StatusSwitchingProtocols)
@@ -319,8 +319,8 @@ func TestProxyUnsolicited101(t *testing.T) {
 			}
 			_, _ = io.WriteString(w, "ok")
 		}))
-		p, errs := pxNewProxy(t, ProxyConfig{}, up)
-		for _, fk := range pxFrontKinds {
+		p, errs := newProxy(t, Config{}, up)
+		for _, fk := range frontKinds {
 			f := fk.start(t, p)
 			res, body := f.get(t, "/switch")
 			if res.StatusCode != http.StatusBadGateway {
@@ -337,13 +337,13 @@ func TestProxyUnsolicited101(t *testing.T) {
 			t.Errorf("upstream connections: got %d; want 1 (only the stream reset)", got)
 		}
 		want := []string{up.name + " unsolicited_101", up.name + " unsolicited_101"}
-		if got := errs.list(); !pxEqualStrings(got, want) {
+		if got := errs.list(); !equalStrings(got, want) {
 			t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 		}
 	})
 }
 
-func pxEqualStrings(a, b []string) bool {
+func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -361,13 +361,13 @@ func pxEqualStrings(a, b []string) bool {
 func TestProxyResetMidResponse(t *testing.T) {
 	tests := []struct {
 		name     string
-		upstream func(t *testing.T) *pxUpstream
+		upstream func(t *testing.T) *testUpstream
 	}{
 		{
 			name: "http closes early",
-			upstream: func(t *testing.T) *pxUpstream {
-				return pxRawUpstream(t, func(c net.Conn) {
-					if _, err := pxReadRequestHead(bufio.NewReader(c)); err == nil {
+			upstream: func(t *testing.T) *testUpstream {
+				return rawUpstream(t, func(c net.Conn) {
+					if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
 						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
 					}
 				})
@@ -375,8 +375,8 @@ func TestProxyResetMidResponse(t *testing.T) {
 		},
 		{
 			name: "h2c resets the stream",
-			upstream: func(t *testing.T) *pxUpstream {
-				return pxStartH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			upstream: func(t *testing.T) *testUpstream {
+				return startH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					_, _ = io.WriteString(w, "partial")
 					_ = http.NewResponseController(w).Flush()
 					panic(http.ErrAbortHandler)
@@ -387,8 +387,8 @@ func TestProxyResetMidResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := tt.upstream(t)
-			p, errs := pxNewProxy(t, ProxyConfig{}, up)
-			f := pxStartH1Front(t, p)
+			p, errs := newProxy(t, Config{}, up)
+			f := startH1Front(t, p)
 			res, err := f.client.Get(f.url + "/")
 			if err != nil {
 				t.Fatal(err)
@@ -400,7 +400,7 @@ func TestProxyResetMidResponse(t *testing.T) {
 			if b, err := io.ReadAll(res.Body); err == nil {
 				t.Errorf("body: got %q and no error; want the response cut short", b)
 			}
-			if got, want := pxWaitFor(t, errs.ch, "OnUpstreamError"), up.name+" reset"; got != want {
+			if got, want := waitFor(t, errs.ch, "OnUpstreamError"), up.name+" reset"; got != want {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
 		})
