@@ -278,18 +278,18 @@ func TestRapidReset(t *testing.T) {
 				if len(goaways) == 0 || goaways[0].ErrCode != tc.goaway {
 					t.Errorf("connection ended with %s; want GOAWAY %v", outcome(goaways, err), tc.goaway)
 				}
-				if n := sh.calls.Load(); n > int64(defaultMaxStreams) {
-					t.Errorf("handler ran %d times for %d reset streams; want at most %d", n, streams, defaultMaxStreams)
+				if n := sh.calls.Load(); n > int64(DefaultMaxConcurrentStreams) {
+					t.Errorf("handler ran %d times for %d reset streams; want at most %d", n, streams, DefaultMaxConcurrentStreams)
 				}
 			}
-			if p := sh.peak.Load(); p > int64(defaultMaxStreams) {
-				t.Errorf("%d handlers ran at once; want at most MAX_CONCURRENT_STREAMS %d", p, defaultMaxStreams)
+			if p := sh.peak.Load(); p > int64(DefaultMaxConcurrentStreams) {
+				t.Errorf("%d handlers ran at once; want at most MAX_CONCURRENT_STREAMS %d", p, DefaultMaxConcurrentStreams)
 			}
 			t.Logf("%d streams sent (%d bytes): %d handler calls, peak %d at once, ended with %s",
 				streams, buf.Len(), sh.calls.Load(), sh.peak.Load(), outcome(goaways, err))
 			// Two goroutines per running handler and one per stream
 			// waiting for its handler, at most.
-			w.check(t, 64, 2*int64(defaultMaxStreams)+50)
+			w.check(t, 64, 2*int64(DefaultMaxConcurrentStreams)+50)
 			c.Close()
 			<-wrote
 			sh.unblock()

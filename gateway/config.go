@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,8 +33,9 @@ type Config struct {
 	// MaxUpgradeBody bounds the body of a request that asks to upgrade; the
 	// body is read before the 101 (RFC 7540 §3.2 leaves no other place for
 	// it), so this bounds memory per upgrade. A larger body declines the
-	// upgrade and is served on HTTP/1.1 with every byte. Negative means a
-	// request with any body is never upgraded. Zero means 1 MiB.
+	// upgrade and is served on HTTP/1.1 with every byte. Zero means
+	// DefaultMaxUpgradeBody (1 MiB); NoUpgradeBody (any negative value)
+	// means a request with a body is never upgraded.
 	MaxUpgradeBody int64
 
 	// UpgradeBodyTimeout bounds the time to read an upgrade body. A client
@@ -88,51 +90,50 @@ type Config struct {
 	ConnWindow int32
 }
 
+// The values a zero Config field stands for. The binary's flags take their
+// defaults from here.
 const (
-	defaultMaxUpgradeBody     = 1 << 20
-	defaultUpgradeBodyTimeout = 10 * time.Second
-	defaultPrefaceTimeout     = 10 * time.Second
-	defaultReadHeaderTimeout  = 10 * time.Second
-	defaultIdleTimeout        = 120 * time.Second
-	defaultMaxHeaderBytes     = 64 << 10
-	defaultMaxStreams         = 250
-	defaultMaxReadFrameSize   = 16384
-	defaultWindow             = 1 << 20
+	DefaultMaxUpgradeBody       int64  = 1 << 20
+	DefaultUpgradeBodyTimeout          = 10 * time.Second
+	DefaultPrefaceTimeout              = 10 * time.Second
+	DefaultReadHeaderTimeout           = 10 * time.Second
+	DefaultIdleTimeout                 = 120 * time.Second
+	DefaultMaxHeaderBytes              = 64 << 10
+	DefaultMaxConcurrentStreams uint32 = 250
+	// DefaultMaxReadFrameSize is RFC 9113 §6.5.2's initial value, the
+	// largest frame every peer accepts.
+	DefaultMaxReadFrameSize uint32 = 16384
+	// DefaultWindow is both the stream and the connection window.
+	DefaultWindow int32 = 1 << 20
 )
 
-// orDefault returns v, or def when v is the zero value.
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
+// NoUpgradeBody, as Config.MaxUpgradeBody, upgrades only requests without a
+// body: one with a body is served on HTTP/1.1. The binary's
+// --max-upgrade-body 0 sets it.
+const NoUpgradeBody int64 = -1
 
 // maxUpgradeBody returns the body limit; negative means no body at all.
-func (c *Config) maxUpgradeBody() int64 { return orDefault(c.MaxUpgradeBody, defaultMaxUpgradeBody) }
+func (c *Config) maxUpgradeBody() int64 { return cmp.Or(c.MaxUpgradeBody, DefaultMaxUpgradeBody) }
 
 func (c *Config) upgradeBodyTimeout() time.Duration {
-	return orDefault(c.UpgradeBodyTimeout, defaultUpgradeBodyTimeout)
+	return cmp.Or(c.UpgradeBodyTimeout, DefaultUpgradeBodyTimeout)
 }
 
 func (c *Config) prefaceTimeout() time.Duration {
-	return orDefault(c.PrefaceTimeout, defaultPrefaceTimeout)
+	return cmp.Or(c.PrefaceTimeout, DefaultPrefaceTimeout)
 }
 
 func (c *Config) readHeaderTimeout() time.Duration {
-	return orDefault(c.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	return cmp.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 }
 
-func (c *Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, defaultIdleTimeout) }
-func (c *Config) maxHeaderBytes() int        { return orDefault(c.MaxHeaderBytes, defaultMaxHeaderBytes) }
+func (c *Config) idleTimeout() time.Duration { return cmp.Or(c.IdleTimeout, DefaultIdleTimeout) }
+func (c *Config) maxHeaderBytes() int        { return cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes) }
 func (c *Config) maxConcurrentStreams() uint32 {
-	return orDefault(c.MaxConcurrentStreams, defaultMaxStreams)
+	return cmp.Or(c.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 }
 func (c *Config) maxReadFrameSize() uint32 {
-	return orDefault(c.MaxReadFrameSize, defaultMaxReadFrameSize)
+	return cmp.Or(c.MaxReadFrameSize, DefaultMaxReadFrameSize)
 }
-func (c *Config) streamWindow() int32 { return orDefault(c.StreamWindow, defaultWindow) }
-func (c *Config) connWindow() int32   { return orDefault(c.ConnWindow, defaultWindow) }
-
-func orDuration(v, def time.Duration) time.Duration { return orDefault(v, def) }
+func (c *Config) streamWindow() int32 { return cmp.Or(c.StreamWindow, DefaultWindow) }
+func (c *Config) connWindow() int32   { return cmp.Or(c.ConnWindow, DefaultWindow) }

@@ -1,18 +1,15 @@
 package gateway
 
 import (
-	"bytes"
+	"bufio"
 	"crypto/tls"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/h2cgw/h2cgw/internal/errlog"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
@@ -91,23 +88,39 @@ func TestConfigureTwice(t *testing.T) {
 	}
 }
 
-// TestErrorLogBridge: net/http's and x/net's error log lands in zerolog at
-// the level its content deserves.
-func TestErrorLogBridge(t *testing.T) {
-	var buf bytes.Buffer
-	l := errlog.New(zerolog.New(&buf))
-	l.Print("http: panic serving 1.2.3.4: boom")
-	l.Print("http2: server: error reading preface from client")
-	l.Print("http: Accept error: too many open files; retrying in 5ms")
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	want := []string{`"level":"error"`, `"level":"debug"`, `"level":"warn"`}
-	if len(lines) != len(want) {
-		t.Fatalf("got %d lines; want %d: %q", len(lines), len(want), lines)
+// hiddenWriter hides every optional interface of the ResponseWriter beneath
+// (http.Hijacker, Unwrap), as a careless middleware does.
+type hiddenWriter struct{ w http.ResponseWriter }
+
+func (h hiddenWriter) Header() http.Header         { return h.w.Header() }
+func (h hiddenWriter) Write(p []byte) (int, error) { return h.w.Write(p) }
+func (h hiddenWriter) WriteHeader(code int)        { h.w.WriteHeader(code) }
+
+// TestHijackFailed: a wrapper in front of a Configured gateway that hides
+// http.Hijacker leaves the upgrade nothing to take over: the request is
+// served on HTTP/1.1, its body intact, and the decline says why.
+func TestHijackFailed(t *testing.T) {
+	rec := newRecorder()
+	events := &eventLog{}
+	srv := httptest.NewUnstartedServer(rec)
+	if _, err := Configure(srv.Config, Config{OnEvent: events.add, Logger: zerolog.New(zerolog.NewTestWriter(t))}); err != nil {
+		t.Fatal(err)
 	}
-	for i, w := range want {
-		if !strings.Contains(lines[i], w) || !strings.Contains(lines[i], `"source":"net/http"`) {
-			t.Errorf("line %d: %s; want %s", i, lines[i], w)
-		}
+	inner := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(hiddenWriter{w}, r)
+	})
+	srv.Start()
+	defer srv.Close()
+	c := dial(t, srv.Listener.Addr().String())
+	br := bufio.NewReader(c)
+	io.WriteString(c, upgradeHead("POST", "/hidden", "Content-Length: 5")+"hello")
+	resp, _ := readHTTP1(t, br, "POST")
+	if resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+		t.Fatalf("got %s %s; want HTTP/1.1 200", resp.Proto, resp.Status)
 	}
-	var _ *log.Logger = l
+	waitFor(t, "hijack_failed decline", func() bool { return events.has(EventUpgradeDeclined, ReasonHijackFailed) })
+	if s := recv(t, rec.arrived, "the request"); s.BodyLen != 5 || s.Proto != "HTTP/1.1" {
+		t.Errorf("handler saw %s with %d body bytes; want HTTP/1.1 with 5", s.Proto, s.BodyLen)
+	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -145,10 +146,10 @@ func (g *Gateway) http2Config(user *http.HTTP2Config) *http.HTTP2Config {
 	if user != nil {
 		c = *user
 	}
-	c.MaxConcurrentStreams = orDefault(c.MaxConcurrentStreams, int(g.cfg.maxConcurrentStreams()))
-	c.MaxReadFrameSize = orDefault(c.MaxReadFrameSize, int(g.cfg.maxReadFrameSize()))
-	c.MaxReceiveBufferPerStream = orDefault(c.MaxReceiveBufferPerStream, int(g.cfg.streamWindow()))
-	c.MaxReceiveBufferPerConnection = orDefault(c.MaxReceiveBufferPerConnection, int(g.cfg.connWindow()))
+	c.MaxConcurrentStreams = cmp.Or(c.MaxConcurrentStreams, int(g.cfg.maxConcurrentStreams()))
+	c.MaxReadFrameSize = cmp.Or(c.MaxReadFrameSize, int(g.cfg.maxReadFrameSize()))
+	c.MaxReceiveBufferPerStream = cmp.Or(c.MaxReceiveBufferPerStream, int(g.cfg.streamWindow()))
+	c.MaxReceiveBufferPerConnection = cmp.Or(c.MaxReceiveBufferPerConnection, int(g.cfg.connWindow()))
 	userCount := c.CountError
 	c.CountError = func(errType string) {
 		if userCount != nil {

@@ -93,25 +93,6 @@ func (g *Gateway) servePRI(w http.ResponseWriter, r *http.Request, first bool) {
 		http.StatusBadRequest, "the HTTP/2 preface is only valid as the first bytes of a connection")
 }
 
-// answer writes a response the gateway gives itself, never the wrapped
-// handler's, and reports it with its status and request, so that whatever
-// logs and counts requests sees these too (README "Logs": one access line per
-// request).
-func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, e Event, status int, msg string) {
-	ev := g.log.Debug()
-	if e.Kind == EventUpgradeRejected {
-		ev = g.log.Warn()
-	}
-	ev = ev.Str("reason", string(e.Reason)).Str("via", string(e.Path)).Str("remote", r.RemoteAddr).Int("status", status)
-	if e.Err != nil {
-		ev = ev.Err(e.Err)
-	}
-	ev.Msg(e.Kind.String())
-	e.Status, e.Request = status, r
-	g.emit(e)
-	http.Error(w, msg, status)
-}
-
 // serveHTTP2 serves one HTTP/2 request on any entry path, after rejecting
 // upgrade signals: HTTP/2 removed the Upgrade mechanism, and a request that
 // carries its fields is malformed (RFC 9113 §8.2.2). The HTTP/2 server answers 400 to
@@ -125,19 +106,4 @@ func (g *Gateway) serveHTTP2(w http.ResponseWriter, r *http.Request, path EntryP
 		return
 	}
 	g.next.ServeHTTP(w, r)
-}
-
-func (g *Gateway) protocolError(r *http.Request, path EntryPath, reason Reason, err error) {
-	g.protocolErrorFrom(r.RemoteAddr, path, reason, err)
-}
-
-// protocolErrorFrom is protocolError for a connection whose request is no
-// longer kept: only its remote address is.
-func (g *Gateway) protocolErrorFrom(remote string, path EntryPath, reason Reason, err error) {
-	ev := g.log.Debug().Str("reason", string(reason)).Str("via", string(path)).Str("remote", remote)
-	if err != nil {
-		ev = ev.Err(err)
-	}
-	ev.Msg("protocol error")
-	g.emit(Event{Kind: EventProtocolError, Path: path, Reason: reason, Err: err})
 }

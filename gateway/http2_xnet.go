@@ -10,10 +10,10 @@ package gateway
 
 // Seams that both implementations share, held by tests on either toolchain:
 //   - the server registers a connection for graceful shutdown before its
-//     first write (conn.go, upgradedConn.started; TestShutdownDrainsUpgraded,
+//     first write (preface.go, upgradedConn.started; TestShutdownDrainsUpgraded,
 //     TestShutdownDeclinesNewUpgrades);
 //   - it runs stream 1's handler with the context of
-//     ServeConnOpts.UpgradeRequest (upgrade.go, stream1Key), and closes
+//     ServeConnOpts.UpgradeRequest (stream1.go, stream1Key), and closes
 //     stream 1's CloseNotify channel when the stream is reset or the
 //     connection ends (streamHandler; TestClientGone,
 //     TestStream1ContextCancelledOnReset).

@@ -2,13 +2,7 @@ package proxy
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -38,57 +32,6 @@ type upstream struct {
 	// tried again, in nanoseconds since the pool's epoch; 0 while it is in
 	// service.
 	downUntil atomic.Int64
-}
-
-// parseUpstream checks one Config.Upstreams entry and returns its
-// normalised name, its host:port and whether it is an h2c upstream. A URL
-// that carries anything the proxy would silently drop (a path, a query,
-// credentials) is refused rather than half-honoured.
-func parseUpstream(s string) (name, host, scheme string, err error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		if strings.Contains(s, "@") {
-			// url.Parse's error quotes the URL, credentials included.
-			return "", "", "", errors.New("proxy: an upstream URL: credentials are not supported")
-		}
-		return "", "", "", fmt.Errorf("proxy: upstream %q: %w", s, err)
-	}
-	bad := func(why string) error {
-		return fmt.Errorf("proxy: upstream %q: %s (want http://host:port, h2c://host:port or https://host:port)", s, why)
-	}
-	if u.User != nil {
-		// Not quoted: it holds a password.
-		return "", "", "", errors.New("proxy: an upstream URL: credentials are not supported")
-	}
-	scheme = strings.ToLower(u.Scheme)
-	port := u.Port()
-	switch scheme {
-	case "http", "h2c":
-		if port == "" {
-			port = "80"
-		}
-	case "https":
-		if port == "" {
-			port = "443"
-		}
-	case "":
-		return "", "", "", bad("no scheme")
-	default:
-		return "", "", "", bad(fmt.Sprintf("scheme %q is not served", u.Scheme))
-	}
-	switch {
-	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
-		return "", "", "", bad("no host")
-	case u.Path != "" && u.Path != "/":
-		return "", "", "", bad("a path is not supported")
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "", "", "", bad("a query or fragment is not supported")
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", "", "", bad(fmt.Sprintf("port %s is out of range", port))
-	}
-	host = net.JoinHostPort(strings.ToLower(u.Hostname()), port)
-	return scheme + "://" + host, host, scheme, nil
 }
 
 // pool picks upstreams round robin, skipping the ones taken out. Its only

@@ -165,8 +165,8 @@ func TestParseUpstream(t *testing.T) {
 		{in: "http:a", errMatch: "no host"},
 		{in: "http://a:1/x", errMatch: "a path is not supported"},
 		{in: "http://a:1#f", errMatch: "a query or fragment is not supported"},
-		{in: "http://u@a:1", errMatch: "credentials are not supported"},
-		{in: "http://u:s3cret@a:1/%zz", errMatch: "credentials are not supported"},
+		{in: "http://u@a:1", errMatch: "must not carry credentials"},
+		{in: "http://u:s3cret@a:1/%zz", errMatch: "must not carry credentials"},
 		{in: "http://a:99999999", errMatch: "port 99999999 is out of range"},
 		{in: "http://a:0", errMatch: "port 0 is out of range"},
 	}

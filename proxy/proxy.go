@@ -88,11 +88,16 @@ type Config struct {
 	OnUpstreamResponse func(upstream string, d time.Duration)
 }
 
+// The values a zero Config field stands for. The binary's flags take their
+// defaults from here.
 const (
-	defaultProxyTimeout    = 30 * time.Second
-	defaultDialTimeout     = 5 * time.Second
-	defaultMaxConnsPerHost = 512
-	defaultFailTimeout     = 10 * time.Second
+	DefaultTimeout         = 30 * time.Second
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultMaxConnsPerHost = 512
+	DefaultFailTimeout     = 10 * time.Second
+)
+
+const (
 	// idleConnTimeout closes upstream connections unused this long, as
 	// net/http's DefaultTransport does.
 	idleConnTimeout = 90 * time.Second
@@ -167,12 +172,12 @@ func New(cfg Config) (*Proxy, error) {
 	}
 
 	p := &Proxy{log: cfg.Logger, onError: cfg.OnUpstreamError, onResponse: cfg.OnUpstreamResponse}
-	p.dialer = net.Dialer{Timeout: cmp.Or(cfg.DialTimeout, defaultDialTimeout)}
-	timeout := cmp.Or(cfg.Timeout, defaultProxyTimeout)
+	p.dialer = net.Dialer{Timeout: cmp.Or(cfg.DialTimeout, DefaultDialTimeout)}
+	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
 	p.timeout = timeout
 	maxConns := cfg.MaxConnsPerHost
 	if maxConns == 0 {
-		maxConns = defaultMaxConnsPerHost
+		maxConns = DefaultMaxConnsPerHost
 	}
 	maxIdle := cfg.MaxIdleConnsPerHost
 	if maxIdle == 0 {
@@ -237,7 +242,7 @@ func New(cfg Config) (*Proxy, error) {
 	for _, s := range cfg.Upstreams {
 		name, host, scheme, err := parseUpstream(s)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("proxy: %w", err)
 		}
 		for _, u := range ups {
 			if u.host == host {
@@ -262,7 +267,7 @@ func New(cfg Config) (*Proxy, error) {
 		ups = append(ups, u)
 		p.names = append(p.names, name)
 	}
-	p.pool = newPool(ups, cmp.Or(cfg.FailTimeout, defaultFailTimeout))
+	p.pool = newPool(ups, cmp.Or(cfg.FailTimeout, DefaultFailTimeout))
 
 	p.rp = httputil.ReverseProxy{
 		Rewrite:   p.rewrite,

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
@@ -33,8 +35,9 @@ type config struct {
 	AdminListen string // "" disables the admin listener
 	Upstreams   []string
 
-	// MaxUpgradeBody is the flag as given: 0 means "never upgrade a request
-	// with a body" (gateway.Config spells that -1).
+	// MaxUpgradeBody is gateway.Config.MaxUpgradeBody: the flag's 0
+	// ("never upgrade a request with a body") is gateway.NoUpgradeBody here
+	// (upgradeBodyValue).
 	MaxUpgradeBody     int64
 	ShutdownTimeout    time.Duration
 	ReadHeaderTimeout  time.Duration
@@ -77,15 +80,15 @@ func defaultConfig() config {
 	return config{
 		Listen:               ":8080",
 		AdminListen:          "127.0.0.1:9901",
-		MaxUpgradeBody:       1 << 20,
+		MaxUpgradeBody:       gateway.DefaultMaxUpgradeBody,
 		ShutdownTimeout:      30 * time.Second,
-		ReadHeaderTimeout:    10 * time.Second,
-		IdleTimeout:          120 * time.Second,
-		PrefaceTimeout:       10 * time.Second,
-		UpgradeBodyTimeout:   10 * time.Second,
-		UpstreamTimeout:      30 * time.Second,
-		MaxHeaderBytes:       64 << 10,
-		MaxConcurrentStreams: 250,
+		ReadHeaderTimeout:    gateway.DefaultReadHeaderTimeout,
+		IdleTimeout:          gateway.DefaultIdleTimeout,
+		PrefaceTimeout:       gateway.DefaultPrefaceTimeout,
+		UpgradeBodyTimeout:   gateway.DefaultUpgradeBodyTimeout,
+		UpstreamTimeout:      proxy.DefaultTimeout,
+		MaxHeaderBytes:       gateway.DefaultMaxHeaderBytes,
+		MaxConcurrentStreams: gateway.DefaultMaxConcurrentStreams,
 		LogLevel:             zerolog.InfoLevel,
 		LogFormat:            "json",
 		AccessLog:            true,
@@ -138,7 +141,7 @@ func flagSpecs(c *config) []flagSpec {
 		{name: "upstream-server-name", arg: "NAME", value: &stringValue{p: &c.UpstreamServerName},
 			usage: "the name https:// upstreams' certificates must carry (and SNI),\n" +
 				"instead of each upstream's host"},
-		{name: "max-upgrade-body", arg: "BYTES", value: &bytesValue{p: &c.MaxUpgradeBody, max: math.MaxInt64},
+		{name: "max-upgrade-body", arg: "BYTES", value: &upgradeBodyValue{bytesValue{p: &c.MaxUpgradeBody, max: math.MaxInt64}},
 			usage: "largest body an h2c upgrade reads before its 101; a larger one is\n" +
 				"served on HTTP/1.1; 0 never upgrades a request with a body"},
 		{name: "shutdown-timeout", arg: "DURATION", value: &durationValue{p: &c.ShutdownTimeout},
@@ -158,7 +161,7 @@ func flagSpecs(c *config) []flagSpec {
 			usage: "time for an upstream to send its response headers (then 504)"},
 		{name: "upstream-max-conns", arg: "N", value: &countValue{p: &c.UpstreamMaxConns},
 			usage: "cap on connections to each HTTP/1.1 upstream; past it requests\n" +
-				"wait for one (504 after --upstream-timeout); 0 means 512"},
+				"wait for one (504 after --upstream-timeout); 0 means " + strconv.Itoa(proxy.DefaultMaxConnsPerHost)},
 		{name: "max-header-bytes", arg: "BYTES", value: &bytesValue{p: &c.MaxHeaderBytes, min: 1, max: 1 << 30},
 			usage: "largest request head (HTTP/1.1), and the advertised HTTP/2\n" +
 				"SETTINGS_MAX_HEADER_LIST_SIZE (this plus 320)"},

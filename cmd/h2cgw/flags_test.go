@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
 )
 
@@ -33,15 +35,15 @@ func TestParseFlagsDefaults(t *testing.T) {
 	want := config{
 		Listen:               ":8080",
 		AdminListen:          "127.0.0.1:9901",
-		MaxUpgradeBody:       1 << 20,
+		MaxUpgradeBody:       gateway.DefaultMaxUpgradeBody,
 		ShutdownTimeout:      30 * time.Second,
-		ReadHeaderTimeout:    10 * time.Second,
-		IdleTimeout:          120 * time.Second,
-		PrefaceTimeout:       10 * time.Second,
-		UpgradeBodyTimeout:   10 * time.Second,
-		UpstreamTimeout:      30 * time.Second,
-		MaxHeaderBytes:       64 << 10,
-		MaxConcurrentStreams: 250,
+		ReadHeaderTimeout:    gateway.DefaultReadHeaderTimeout,
+		IdleTimeout:          gateway.DefaultIdleTimeout,
+		PrefaceTimeout:       gateway.DefaultPrefaceTimeout,
+		UpgradeBodyTimeout:   gateway.DefaultUpgradeBodyTimeout,
+		UpstreamTimeout:      proxy.DefaultTimeout,
+		MaxHeaderBytes:       gateway.DefaultMaxHeaderBytes,
+		MaxConcurrentStreams: gateway.DefaultMaxConcurrentStreams,
 		LogLevel:             zerolog.InfoLevel,
 		LogFormat:            "json",
 		AccessLog:            true,
@@ -67,7 +69,7 @@ func TestParseFlags(t *testing.T) {
 		{"max-upgrade-body plain", []string{"--max-upgrade-body", "4096"}, nil, func(c config) bool { return c.MaxUpgradeBody == 4096 }},
 		{"max-upgrade-body KiB", []string{"--max-upgrade-body", "64KiB"}, nil, func(c config) bool { return c.MaxUpgradeBody == 64<<10 }},
 		{"max-upgrade-body MiB", []string{"--max-upgrade-body", "2mib"}, nil, func(c config) bool { return c.MaxUpgradeBody == 2<<20 }},
-		{"max-upgrade-body zero", []string{"--max-upgrade-body", "0"}, nil, func(c config) bool { return c.MaxUpgradeBody == 0 }},
+		{"max-upgrade-body zero", []string{"--max-upgrade-body", "0"}, nil, func(c config) bool { return c.MaxUpgradeBody == gateway.NoUpgradeBody }},
 		{"shutdown-timeout", []string{"--shutdown-timeout", "1m"}, nil, func(c config) bool { return c.ShutdownTimeout == time.Minute }},
 		{"read-header-timeout", []string{"--read-header-timeout", "3s"}, nil, func(c config) bool { return c.ReadHeaderTimeout == 3*time.Second }},
 		{"idle-timeout", []string{"--idle-timeout", "5s"}, nil, func(c config) bool { return c.IdleTimeout == 5*time.Second }},

@@ -9,12 +9,13 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
 )
 
@@ -88,34 +89,12 @@ func (v *upstreamsValue) setList(s string) error {
 	return nil
 }
 
-const upstreamForm = "want http://host:port, h2c://host:port or https://host:port"
-
-// errCredentials refuses userinfo in an upstream URL. h2cgw sends no
-// credentials upstream of its own (a client's Authorization passes through),
-// and an address is logged in many places: a password in it would be too.
-var errCredentials = errors.New("an upstream URL must not carry credentials (user:password@): h2cgw logs upstream addresses; put credentials in the requests")
-
-// checkUpstream catches the mistakes a person makes on the command line; the
-// proxy validates the rest. Its errors never quote the URL, which may hold
-// a password.
+// checkUpstream checks one --upstream as the proxy will (proxy.ParseUpstream):
+// the flag is refused at startup, or the reload refused, rather than the
+// proxy's construction failing later.
 func checkUpstream(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		if strings.Contains(s, "@") {
-			return errCredentials
-		}
-		return errors.New(upstreamForm)
-	}
-	if u.User != nil {
-		return errCredentials
-	}
-	if u.Scheme != "http" && u.Scheme != "h2c" && u.Scheme != "https" {
-		return fmt.Errorf("%s (scheme %q is not served)", upstreamForm, u.Scheme)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%s (no host)", upstreamForm)
-	}
-	return nil
+	_, err := proxy.ParseUpstream(s)
+	return err
 }
 
 // prefixesValue is a list of IP ranges (CIDR) or single addresses,
@@ -241,6 +220,28 @@ func (v *bytesValue) Set(s string) error {
 		return errors.New(bad)
 	}
 	*v.p = int64(n)
+	return nil
+}
+
+// upgradeBodyValue is --max-upgrade-body: a byte count where 0 means "never
+// upgrade a request with a body", which gateway.Config spells
+// gateway.NoUpgradeBody (its zero stands for the default).
+type upgradeBodyValue struct{ bytesValue }
+
+func (v *upgradeBodyValue) String() string {
+	if v.p != nil && *v.p == gateway.NoUpgradeBody {
+		return "0"
+	}
+	return v.bytesValue.String()
+}
+
+func (v *upgradeBodyValue) Set(s string) error {
+	if err := v.bytesValue.Set(s); err != nil {
+		return err
+	}
+	if *v.p == 0 {
+		*v.p = gateway.NoUpgradeBody
+	}
 	return nil
 }
 

@@ -62,17 +62,6 @@ var durationBuckets = []float64{
 
 var entryPaths = []gateway.EntryPath{gateway.PathH1, gateway.PathUpgrade, gateway.PathPriorKnowledge}
 
-var declineReasons = []gateway.Reason{
-	gateway.ReasonHTTP10, gateway.ReasonNoConnectionToken, gateway.ReasonMissingSettings,
-	gateway.ReasonDuplicateSettings, gateway.ReasonBadSettings, gateway.ReasonConnect,
-	gateway.ReasonBodyTooLarge, gateway.ReasonDisabled, gateway.ReasonShutdown,
-}
-
-var protocolErrorReasons = []gateway.Reason{
-	gateway.ReasonBadPreface, gateway.ReasonPrefaceTimeout, gateway.ReasonWrite101,
-	gateway.ReasonLatePreface, gateway.ReasonPriorKnowledgeDisabled, gateway.ReasonUpgradeBody,
-}
-
 // newMetrics registers every collector, the Go runtime's and the process's
 // included, and creates the series of every known label value at zero, so
 // that dashboards and alerts see them before the first event.
@@ -151,11 +140,13 @@ func newMetrics(version string) *metrics {
 		m.byPath[p] = m.newPathMetrics(p)
 	}
 	m.upgrades.WithLabelValues(outcomeAccepted, "")
-	for _, r := range declineReasons {
+	for _, r := range gateway.DeclineReasons() {
 		m.upgrades.WithLabelValues(outcomeDeclined, string(r))
 	}
-	m.upgrades.WithLabelValues(outcomeRejected, string(gateway.ReasonUpgradeOnHTTP2))
-	for _, r := range protocolErrorReasons {
+	for _, r := range gateway.RejectReasons() {
+		m.upgrades.WithLabelValues(outcomeRejected, string(r))
+	}
+	for _, r := range gateway.ProtocolErrorReasons() {
 		m.protocolErrors.WithLabelValues(string(r))
 	}
 	for _, o := range proxyOutcomes {

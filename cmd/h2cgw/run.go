@@ -92,10 +92,6 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 		}
 	}
 
-	maxUpgradeBody := c.MaxUpgradeBody
-	if maxUpgradeBody == 0 {
-		maxUpgradeBody = -1 // the flag's 0 is gateway.Config's "no body at all"
-	}
 	g := gateway.New(h, gateway.Config{
 		Logger: log,
 		OnEvent: func(e gateway.Event) {
@@ -106,7 +102,7 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 		},
 		DisableUpgrade:        c.NoUpgrade,
 		DisablePriorKnowledge: c.NoPriorKnowledge,
-		MaxUpgradeBody:        maxUpgradeBody,
+		MaxUpgradeBody:        c.MaxUpgradeBody,
 		PrefaceTimeout:        c.PrefaceTimeout,
 		UpgradeBodyTimeout:    c.UpgradeBodyTimeout,
 		ReadHeaderTimeout:     c.ReadHeaderTimeout,
@@ -265,7 +261,7 @@ func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Ga
 	}
 	ev.Bool("upgrade", !c.NoUpgrade).
 		Bool("prior_knowledge", !c.NoPriorKnowledge).
-		Int64("max_upgrade_body", c.MaxUpgradeBody).
+		Int64("max_upgrade_body", max(c.MaxUpgradeBody, 0)).
 		Int64("max_header_bytes", c.MaxHeaderBytes).
 		Uint32("max_concurrent_streams", c.MaxConcurrentStreams).
 		Int("max_connections", c.MaxConnections).
