@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	builtin "github.com/h2cgw/h2cgw/internal/echo"
 )
 
 // Bounds on every wait in this package. They are generous so that a loaded
@@ -255,17 +257,7 @@ func accessLine(m map[string]any, via, method, path string, status int) bool {
 }
 
 // echo is the built-in handler's answer (README "Running it").
-type echo struct {
-	Via        string              `json:"via"`
-	Proto      string              `json:"proto"`
-	Method     string              `json:"method"`
-	Host       string              `json:"host"`
-	Path       string              `json:"path"`
-	Query      string              `json:"query"`
-	Headers    map[string][]string `json:"headers"`
-	BodyBytes  int64               `json:"body_bytes"`
-	BodySHA256 string              `json:"body_sha256"`
-}
+type echo builtin.Response
 
 func parseEcho(t *testing.T, body []byte) echo {
 	t.Helper()

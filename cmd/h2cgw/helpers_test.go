@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/echo"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -204,7 +205,7 @@ func h2cClient(t *testing.T) *http.Client {
 }
 
 // echoOf decodes the built-in handler's answer.
-func echoOf(t *testing.T, resp *http.Response) echoResponse {
+func echoOf(t *testing.T, resp *http.Response) echo.Response {
 	t.Helper()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -214,7 +215,7 @@ func echoOf(t *testing.T, resp *http.Response) echoResponse {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, body %q; want 200", resp.StatusCode, body)
 	}
-	var e echoResponse
+	var e echo.Response
 	if err := json.Unmarshal(body, &e); err != nil {
 		t.Fatalf("decoding %q: %v", body, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/h2cgw/h2cgw/internal/echo"
 	"github.com/rs/zerolog"
 )
 
@@ -48,7 +49,7 @@ func BenchmarkMiddleware(b *testing.B) {
 // BenchmarkEcho measures the built-in handler (README "Running it") on a GET with a
 // browser's worth of header fields.
 func BenchmarkEcho(b *testing.B) {
-	h := echoHandler()
+	h := echo.Handler(nil)
 	req := httptest.NewRequest(http.MethodGet, "http://example.test/bench?q=1", nil)
 	for k, v := range map[string]string{
 		"Accept": "*/*", "User-Agent": "bench/1.0", "Accept-Encoding": "gzip",

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/echo"
 	proxyproto "github.com/pires/go-proxyproto"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
@@ -118,7 +119,7 @@ func TestProxyProtocolEntryPaths(t *testing.T) {
 			target := "/" + strings.ReplaceAll(hd.name, " ", "-") + "/" + path
 			t.Run(hd.name+"/"+path, func(t *testing.T) {
 				dial := proxiedDial(t, hd.version, client)
-				var e echoResponse
+				var e echo.Response
 				switch path {
 				case "h1":
 					e = echoOf(t, get(t, h1ClientDial(t, dial), in.url(target)))

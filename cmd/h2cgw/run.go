@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/internal/echo"
 	"github.com/h2cgw/h2cgw/internal/toolchain"
 	"github.com/h2cgw/h2cgw/proxy"
 	"github.com/rs/zerolog"
@@ -76,7 +77,7 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 	// request.
 	alog, stopAccess := newAccessLogger(c, logOut)
 	defer stopAccess()
-	inner := m.middleware(st.target(echoHandler()))
+	inner := m.middleware(st.target(echo.Handler(nil)))
 	logged := accessLog(alog, &st.accessQuery, inner)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if st.accessOn.Load() {

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/h2cgw/h2cgw/gateway"
+	"github.com/h2cgw/h2cgw/internal/echo"
 )
 
 func TestRunEntryPaths(t *testing.T) {
@@ -31,7 +32,7 @@ func TestRunEntryPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := echoOf(t, resp)
-		want := echoResponse{Via: "h1", Proto: "HTTP/1.1", Method: "POST", Host: in.addr, Path: "/h1", Query: "a=b",
+		want := echo.Response{Via: "h1", Proto: "HTTP/1.1", Method: "POST", Host: in.addr, Path: "/h1", Query: "a=b",
 			BodyBytes: int64(len(body)), BodySHA256: hex.EncodeToString(sum[:])}
 		checkEcho(t, e, want)
 	})
@@ -41,7 +42,7 @@ func TestRunEntryPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := echoOf(t, resp)
-		want := echoResponse{Via: "h2c-prior-knowledge", Proto: "HTTP/2.0", Method: "POST", Host: in.addr, Path: "/pk",
+		want := echo.Response{Via: "h2c-prior-knowledge", Proto: "HTTP/2.0", Method: "POST", Host: in.addr, Path: "/pk",
 			BodyBytes: int64(len(body)), BodySHA256: hex.EncodeToString(sum[:])}
 		checkEcho(t, e, want)
 	})
@@ -50,12 +51,12 @@ func TestRunEntryPaths(t *testing.T) {
 		if resp.status != "200" {
 			t.Fatalf("stream 1 status %q; want 200", resp.status)
 		}
-		var e echoResponse
+		var e echo.Response
 		if err := json.Unmarshal(resp.body, &e); err != nil {
 			t.Fatalf("decoding %q: %v", resp.body, err)
 		}
 		empty := sha256.Sum256(nil)
-		want := echoResponse{Via: "h2c-upgrade", Proto: "HTTP/2.0", Method: "GET", Host: in.addr, Path: "/up", Query: "x=1",
+		want := echo.Response{Via: "h2c-upgrade", Proto: "HTTP/2.0", Method: "GET", Host: in.addr, Path: "/up", Query: "x=1",
 			BodySHA256: hex.EncodeToString(empty[:])}
 		checkEcho(t, e, want)
 		if got := e.Headers["x-test"]; len(got) != 1 || got[0] != "yes" {
@@ -92,7 +93,7 @@ func TestRunEntryPaths(t *testing.T) {
 }
 
 // checkEcho compares e with want, except the header map.
-func checkEcho(t *testing.T, got, want echoResponse) {
+func checkEcho(t *testing.T, got, want echo.Response) {
 	t.Helper()
 	got.Headers, want.Headers = nil, nil
 	if !reflect.DeepEqual(got, want) {

@@ -4,8 +4,6 @@
 package progs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,58 +17,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/h2cgw/h2cgw/internal/echo"
 )
 
-// EchoHandler is a copy of h2cgw's built-in handler (README "Running it", cmd/h2cgw
-// echo.go), so that a baseline does the same work per request as h2cgw's
-// built-in handler: the JSON description of the request, the body streamed
-// through SHA-256. via names the entry path the server knows of.
-func EchoHandler(via func(*http.Request) string) http.Handler {
-	type echoResponse struct {
-		Via        string              `json:"via"`
-		Proto      string              `json:"proto"`
-		Method     string              `json:"method"`
-		Host       string              `json:"host"`
-		Path       string              `json:"path"`
-		Query      string              `json:"query"`
-		Headers    map[string][]string `json:"headers"`
-		BodyBytes  int64               `json:"body_bytes"`
-		BodySHA256 string              `json:"body_sha256"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, "request body could not be read", http.StatusBadRequest)
-			return
-		}
-		headers := make(map[string][]string, len(r.Header))
-		for k, v := range r.Header {
-			headers[strings.ToLower(k)] = v
-		}
-		// One line, as cmd/h2cgw's echo.go writes it: the same work.
-		b, err := json.Marshal(echoResponse{
-			Via:        via(r),
-			Proto:      r.Proto,
-			Method:     r.Method,
-			Host:       r.Host,
-			Path:       r.URL.EscapedPath(),
-			Query:      r.URL.RawQuery,
-			Headers:    headers,
-			BodyBytes:  n,
-			BodySHA256: hex.EncodeToString(h.Sum(nil)),
-		})
-		if err != nil {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		b = append(b, '\n')
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write(b)
-	})
-}
+// EchoHandler is h2cgw's built-in handler (internal/echo), so that a
+// baseline does the same work per request as h2cgw's built-in handler: the
+// JSON description of the request, the body streamed through SHA-256. via
+// names the entry path the server knows of.
+func EchoHandler(via func(*http.Request) string) http.Handler { return echo.Handler(via) }
 
 // ViaByProto is the entry path a server without h2cgw's bookkeeping can
 // guess: HTTP/2 requests as prior knowledge, the rest as h1. (x/net's h2c

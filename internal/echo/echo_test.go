@@ -1,4 +1,4 @@
-package main
+package echo
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func TestEchoHandler(t *testing.T) {
 	req.Header.Set("X-Mixed-Case", "v1")
 	req.Header.Add("X-Mixed-Case", "v2")
 	rec := httptest.NewRecorder()
-	echoHandler().ServeHTTP(rec, req)
+	Handler(nil).ServeHTTP(rec, req)
 
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d; want 200", rec.Code)
@@ -41,11 +41,11 @@ func TestEchoHandler(t *testing.T) {
 		t.Errorf("fields %v; want exactly %v (README \"Running it\")", keys, wantKeys)
 	}
 
-	var got echoResponse
+	var got Response
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := echoResponse{
+	want := Response{
 		Via:        "", // not served by a gateway
 		Proto:      "HTTP/1.1",
 		Method:     "PUT",
@@ -69,7 +69,7 @@ func (errReader) Read([]byte) (int, error) { return 0, http.ErrBodyReadAfterClos
 func TestEchoHandlerBodyError(t *testing.T) {
 	req := httptest.NewRequest("POST", "/", errReader{})
 	rec := httptest.NewRecorder()
-	echoHandler().ServeHTTP(rec, req)
+	Handler(nil).ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest {
 		t.Errorf("status %d for an unreadable body; want 400", rec.Code)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package echo is h2cgw's built-in handler (README "Running it"): every
+// request gets 200 and a JSON description of what reached the handler. The
+// binary serves it without upstreams, the bench's baselines serve it so
+// that they do the same work per request, and the tests decode it.
+package echo
 
 import (
 	"crypto/sha256"
@@ -12,9 +16,9 @@ import (
 	"github.com/h2cgw/h2cgw/gateway"
 )
 
-// echoResponse is the built-in handler's answer (README "Running it"): what reached the
-// handler, field for field.
-type echoResponse struct {
+// Response is the handler's answer: what reached the handler, field for
+// field.
+type Response struct {
 	Via        string              `json:"via"`
 	Proto      string              `json:"proto"`
 	Method     string              `json:"method"`
@@ -26,11 +30,15 @@ type echoResponse struct {
 	BodySHA256 string              `json:"body_sha256"`
 }
 
-// echoHandler answers every request with 200 and a JSON description of it
-// (README "Running it"): the entry path, the request line as the handler saw it, the
-// header with lower-case names, and the body's length and SHA-256. The body
-// is streamed through the hash, so any size is fine.
-func echoHandler() http.Handler {
+// Handler answers every request with 200 and a JSON description of it: the
+// entry path via names, the request line as the handler saw it, the header
+// with lower-case names, and the body's length and SHA-256. The body is
+// streamed through the hash, so any size is fine. A nil via reports the
+// gateway's entry path (gateway.EntryPathFromContext).
+func Handler(via func(*http.Request) string) http.Handler {
+	if via == nil {
+		via = func(r *http.Request) string { return string(gateway.EntryPathFromContext(r.Context())) }
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, err := io.Copy(h, r.Body)
@@ -44,8 +52,8 @@ func echoHandler() http.Handler {
 		for k, v := range r.Header {
 			headers[strings.ToLower(k)] = v
 		}
-		resp := echoResponse{
-			Via:        string(gateway.EntryPathFromContext(r.Context())),
+		resp := Response{
+			Via:        via(r),
 			Proto:      r.Proto,
 			Method:     r.Method,
 			Host:       r.Host,
