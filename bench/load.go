@@ -41,13 +41,13 @@ var (
 // summary and p50/p99 from its per-request log.
 func (b *bench) h2load(ctx context.Context, url string, c, m int) (h2loadResult, error) {
 	var r h2loadResult
-	if b.tools.h2load == "" {
+	if b.tools["h2load"] == "" {
 		return r, fmt.Errorf("h2load not installed")
 	}
 	logFile := filepath.Join(b.out, "tmp", "h2load-requests.log")
 	os.Remove(logFile) // h2load appends
 	defer os.Remove(logFile)
-	argv := []string{b.tools.h2load,
+	argv := []string{b.tools["h2load"],
 		"-c", fmt.Sprint(c), "-m", fmt.Sprint(m), "-t", fmt.Sprint(b.opt.h2loadThreads),
 		"-D", fmt.Sprintf("%dms", b.opt.duration.Milliseconds()),
 		"--log-file=" + logFile,
@@ -132,51 +132,39 @@ func (b *bench) runClient(ctx context.Context, name string, argv []string, stdin
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-p.Done():
-	case <-ctx.Done():
-		p.Stop(time.Second)
-		return nil, ctx.Err()
-	case <-time.After(limit):
-		p.Stop(time.Second)
-		return nil, fmt.Errorf("%s still running after %s; killed", name, limit)
-	}
-	if err := p.Err(); err != nil {
-		return out.Bytes(), fmt.Errorf("%s: %v; log tail:\n%s%s", name, err, p.Tail(1000), tail(out.String(), 1000))
+	if err := p.Wait(ctx, limit); err != nil {
+		if s := out.String(); s != "" {
+			err = fmt.Errorf("%w\nstdout tail:\n%s", err, tail(s, 1000))
+		}
+		return nil, err
 	}
 	return out.Bytes(), nil
 }
 
-// loadResult is upgradeload's JSON line.
-type loadResult struct {
-	Mode       string         `json:"mode"`
-	OK         int            `json:"ok"`
-	Errors     int            `json:"errors"`
-	Upgraded   int            `json:"upgraded"`
-	H1         int            `json:"h1"`
-	Open       int            `json:"open"`
-	ElapsedS   float64        `json:"elapsed_s"`
-	Rate       float64        `json:"rate"`
-	Status     map[string]int `json:"status"`
-	FirstError string         `json:"first_error"`
-}
-
 // upgradeload runs the in-repo load client to completion.
-func (b *bench) upgradeload(ctx context.Context, addr string, limit time.Duration, args ...string) (loadResult, error) {
-	var r loadResult
-	bin := b.built["upgradeload"]
-	if bin == "" {
-		return r, fmt.Errorf("upgradeload did not build")
-	}
-	out, err := b.runClient(ctx, "upgradeload", append([]string{bin, "-addr", addr}, args...), nil, limit)
+func (b *bench) upgradeload(ctx context.Context, addr string, limit time.Duration, args ...string) (stats.Load, error) {
+	argv, err := b.upgradeloadArgv(addr, args)
 	if err != nil {
-		return r, err
+		return stats.Load{}, err
+	}
+	out, err := b.runClient(ctx, "upgradeload", argv, nil, limit)
+	if err != nil {
+		return stats.Load{}, err
 	}
 	return parseLoadResult(out)
 }
 
-func parseLoadResult(out []byte) (loadResult, error) {
-	var r loadResult
+// upgradeloadArgv is the built load client's command line against addr.
+func (b *bench) upgradeloadArgv(addr string, args []string) ([]string, error) {
+	bin := b.built["upgradeload"]
+	if bin == "" {
+		return nil, fmt.Errorf("upgradeload did not build")
+	}
+	return append([]string{bin, "-addr", addr}, args...), nil
+}
+
+func parseLoadResult(out []byte) (stats.Load, error) {
+	var r stats.Load
 	line := bytes.TrimSpace(out)
 	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
 		line = line[i+1:]
@@ -187,64 +175,37 @@ func parseLoadResult(out []byte) (loadResult, error) {
 	return r, nil
 }
 
-// heldClient is an upgradeload -mode idle run: its connections stay open
-// until release.
-type heldClient struct {
-	p     *proc.Proc
-	stdin *io.PipeWriter
-	out   *syncBuffer
-}
-
 // holdConnections starts upgradeload -mode idle and waits (up to limit) for
-// its result line: the connections are open then, and stay so until
-// release.
-func (b *bench) holdConnections(ctx context.Context, addr string, limit time.Duration, args ...string) (*heldClient, loadResult, error) {
-	var r loadResult
-	bin := b.built["upgradeload"]
-	if bin == "" {
-		return nil, r, fmt.Errorf("upgradeload did not build")
-	}
-	pr, pw := io.Pipe()
-	out := &syncBuffer{}
-	argv := append([]string{bin, "-addr", addr, "-mode", "idle"}, args...)
-	p, err := b.g.Start("upgradeload-idle", argv, proc.Options{Stdout: out, Stdin: pr})
+// its result line: the connections are open then, and stay so until release,
+// which closes the client's stdin, its signal to close them and exit, and
+// makes sure it is gone.
+func (b *bench) holdConnections(ctx context.Context, addr string, limit time.Duration, args ...string) (release func(), r stats.Load, err error) {
+	argv, err := b.upgradeloadArgv(addr, append([]string{"-mode", "idle"}, args...))
 	if err != nil {
 		return nil, r, err
 	}
-	h := &heldClient{p: p, stdin: pw, out: out}
-	deadline := time.Now().Add(limit)
-	for !bytes.Contains(out.Bytes(), []byte("\n")) {
-		if p.Exited() {
-			h.release()
-			return nil, r, fmt.Errorf("upgradeload -mode idle exited: %v; log tail:\n%s", p.Err(), p.Tail(1000))
-		}
-		if time.Now().After(deadline) {
-			h.release()
-			return nil, r, fmt.Errorf("upgradeload -mode idle: connections not open after %s", limit)
-		}
-		select {
-		case <-ctx.Done():
-			h.release()
-			return nil, r, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	r, err = parseLoadResult(out.Bytes())
+	pr, pw := io.Pipe()
+	var out syncBuffer
+	p, err := b.g.Start("upgradeload-idle", argv, proc.Options{Stdout: &out, Stdin: pr})
 	if err != nil {
-		h.release()
+		return nil, r, err
 	}
-	return h, r, err
-}
-
-// release closes the client's stdin, its signal to close the connections
-// and exit, and makes sure it is gone.
-func (h *heldClient) release() {
-	h.stdin.Close()
-	select {
-	case <-h.p.Done():
-	case <-time.After(10 * time.Second):
+	release = func() {
+		pw.Close()
+		_ = p.Wait(context.Background(), 10*time.Second)
+		p.Stop(time.Second)
 	}
-	h.p.Stop(time.Second)
+	err = p.WaitFor(ctx, limit, "holding its connections", func() bool {
+		return bytes.Contains(out.Bytes(), []byte("\n"))
+	})
+	if err == nil {
+		r, err = parseLoadResult(out.Bytes())
+	}
+	if err != nil {
+		release()
+		return nil, r, err
+	}
+	return release, r, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutine of os/exec and

@@ -104,18 +104,11 @@ func main() {
 		os.Exit(1)
 	}
 	// Whatever happens — the end, an error, Ctrl-C — every process started
-	// goes. The watcher kills them as soon as the context ends, so that a
-	// run blocked on a child returns at once.
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			b.g.StopAll()
-		case <-stopped:
-		}
-	}()
+	// goes: as soon as the context ends, so that a run blocked on a child
+	// returns at once, and at the end.
+	unwatch := context.AfterFunc(ctx, b.g.StopAll)
 	err = b.run(ctx)
-	close(stopped)
+	unwatch()
 	b.g.StopAll()
 	if n := b.g.Running(); n > 0 {
 		fmt.Fprintf(os.Stderr, "bench: %d processes could not be stopped\n", n)

@@ -50,58 +50,43 @@ func (b *bench) scenarioIdle(ctx context.Context) error {
 		},
 		ratios: []ratio{{ref: "h2cgw", metric: "perconn", header: "h2cgw / this, per connection"}},
 	})
-	for r := range b.opt.rounds {
-		for _, c := range rotate(cs, r) {
-			if c.missing != "" {
-				continue
-			}
-			sample, err := b.idleOnce(ctx, c, n)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil {
-				b.logf("  round %d %s: %v", r+1, c.name, err)
-				b.res.fail(t, "", c.name, err)
-				continue
-			}
-			b.logf("  round %d %-24s %6.1f KiB/conn (%.1f → %.1f MiB, %v open)", r+1, c.name, sample["perconn"], sample["before"], sample["after"], sample["open"])
-			b.res.add(t, "", c.name, sample)
-		}
-	}
-	return nil
+	return b.measure(ctx, t, func(_, _ int, c *contender) (map[string]float64, string, error) {
+		return b.idleOnce(ctx, c, n)
+	})
 }
 
-func (b *bench) idleOnce(ctx context.Context, c *contender, n int) (map[string]float64, error) {
+func (b *bench) idleOnce(ctx context.Context, c *contender, n int) (map[string]float64, string, error) {
 	s, before, err := b.startSettled(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer s.stop()
-	h, lr, err := b.holdConnections(ctx, s.addr, 3*time.Minute, "-n", fmt.Sprint(n), "-c", "64", "-path", c.path)
+	release, lr, err := b.holdConnections(ctx, s.addr, 3*time.Minute, "-n", fmt.Sprint(n), "-c", "64", "-path", c.path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	defer h.release()
+	defer release()
 	if lr.Open == 0 {
-		return nil, fmt.Errorf("no connection stayed open: %s", lr.FirstError)
+		return nil, "", fmt.Errorf("no connection stayed open: %s", lr.FirstError)
 	}
 	if err := sleepCtx(ctx, b.opt.settle); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	after, err := s.mem()
 	if err != nil {
-		return nil, fmt.Errorf("server gone with %d connections open: %w", lr.Open, err)
+		return nil, "", fmt.Errorf("server gone with %d connections open: %w", lr.Open, err)
 	}
 	if lr.Open < n {
 		b.note("Scenario 5, %s: only %d of %d connections opened (%s).", c.name, lr.Open, n, lr.FirstError)
 	}
-	return map[string]float64{
+	sample := map[string]float64{
 		"before":  float64(before.RSS) / mib,
 		"after":   float64(after.RSS) / mib,
 		"perconn": float64(after.RSS-before.RSS) / float64(lr.Open) / 1024,
 		"open":    float64(lr.Open),
 		"errors":  float64(lr.Errors),
-	}, nil
+	}
+	return sample, fmt.Sprintf("%6.1f KiB/conn (%.1f → %.1f MiB, %v open)", sample["perconn"], sample["before"], sample["after"], sample["open"]), nil
 }
 
 // scenarioBodies is scenario 6: many concurrent upgrades with bodies at the
@@ -133,60 +118,42 @@ func (b *bench) scenarioBodies(ctx context.Context) error {
 		},
 		ratios: []ratio{{ref: "h2cgw", metric: "peak", header: "h2cgw / this, peak"}},
 	})
-	for r := range b.opt.rounds {
-		for vi, v := range []string{at, past} {
-			bodySize := size + vi
-			for _, c := range rotate(cs, r+vi) {
-				if c.missing != "" {
-					continue
-				}
-				sample, err := b.bodiesOnce(ctx, c, n, bodySize)
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if err != nil {
-					b.logf("  round %d %s %s: %v", r+1, v, c.name, err)
-					b.res.fail(t, v, c.name, err)
-					continue
-				}
-				b.logf("  round %d %-22s %-24s peak %7.1f MiB  upgraded %v  h1 %v  errors %v", r+1, v, c.name, sample["peak"], sample["upgraded"], sample["h1"], sample["errors"])
-				b.res.add(t, v, c.name, sample)
-			}
-		}
-	}
-	return nil
+	return b.measure(ctx, t, func(_, vi int, c *contender) (map[string]float64, string, error) {
+		return b.bodiesOnce(ctx, c, n, size+vi)
+	})
 }
 
-func (b *bench) bodiesOnce(ctx context.Context, c *contender, n, size int) (map[string]float64, error) {
+func (b *bench) bodiesOnce(ctx context.Context, c *contender, n, size int) (map[string]float64, string, error) {
 	s, before, err := b.startSettled(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer s.stop()
 	lr, err := b.upgradeload(ctx, s.addr, 5*time.Minute,
 		"-mode", "body", "-n", fmt.Sprint(n), "-size", fmt.Sprint(size), "-c", "64", "-timeout", "60s", "-path", c.path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	after, err := s.mem()
 	if err != nil {
-		return nil, fmt.Errorf("server gone after the bodies: %w", err)
+		return nil, "", fmt.Errorf("server gone after the bodies: %w", err)
 	}
 	if lr.OK == 0 {
-		return nil, fmt.Errorf("no request answered: %s", lr.FirstError)
+		return nil, "", fmt.Errorf("no request answered: %s", lr.FirstError)
 	}
 	if lr.Errors > 0 {
 		b.note("Scenario 6, %s, %d-byte bodies: %d errors (%s).", c.name, size, lr.Errors, lr.FirstError)
 	}
 	growth := float64(after.HWM - before.RSS)
-	return map[string]float64{
+	sample := map[string]float64{
 		"peak":     float64(after.HWM) / mib,
 		"growth":   growth / mib,
 		"perconn":  growth / float64(n) / 1024,
 		"upgraded": float64(lr.Upgraded),
 		"h1":       float64(lr.H1),
 		"errors":   float64(lr.Errors),
-	}, nil
+	}
+	return sample, fmt.Sprintf("peak %7.1f MiB  upgraded %v  h1 %v  errors %v", sample["peak"], sample["upgraded"], sample["h1"], sample["errors"]), nil
 }
 
 // startSettled starts a fresh server for c, warms it with a few upgrades,

@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/h2cgw/h2cgw/bench/internal/stats"
 )
 
 // need says why a contender cannot run: a program that did not build or a
@@ -15,16 +19,7 @@ func (b *bench) need(progs []string, tools ...string) string {
 		}
 	}
 	for _, t := range tools {
-		var path string
-		switch t {
-		case "h2load":
-			path = b.tools.h2load
-		case "nghttpx":
-			path = b.tools.nghttpx
-		case "h2o":
-			path = b.tools.h2o
-		}
-		if path == "" {
+		if b.tools[t] == "" {
 			return t + " not installed (apt-get install " + debPackages[t] + ")"
 		}
 	}
@@ -60,26 +55,18 @@ var proxyMetrics = append(append([]metric(nil), loadMetrics...),
 
 // scenarioLocal is scenario 1: h2load against a server's own handler.
 func (b *bench) scenarioLocal(ctx context.Context) error {
-	h2cgw := func(name string, extra ...string) func(context.Context) (*server, error) {
-		return func(ctx context.Context) (*server, error) {
-			return b.startGo(ctx, name, "h2cgw", h2cgwArgs(extra...)...)
-		}
-	}
-	prog := func(name, p string, args ...string) func(context.Context) (*server, error) {
-		return func(ctx context.Context) (*server, error) { return b.startGo(ctx, name, p, args...) }
-	}
 	cs := []*contender{
-		{name: "h2cgw (log off)", group: "echo", ours: true, path: "/", start: h2cgw("h2cgw-logoff", "--access-log=false"),
+		{name: "h2cgw (log off)", group: "echo", ours: true, path: "/", start: b.goServer("h2cgw-logoff", "h2cgw", h2cgwArgs("--access-log=false")...),
 			missing: b.need([]string{"h2cgw"}, "h2load")},
-		{name: "h2cgw (log on)", group: "echo", ours: true, path: "/", start: h2cgw("h2cgw-logon"),
+		{name: "h2cgw (log on)", group: "echo", ours: true, path: "/", start: b.goServer("h2cgw-logon", "h2cgw", h2cgwArgs()...),
 			missing: b.need([]string{"h2cgw"}, "h2load")},
-		{name: "x/net bare", group: "echo", path: "/", start: prog("xnetbare", "xnetbare", "-handler", "echo"),
+		{name: "x/net bare", group: "echo", path: "/", start: b.goServer("xnetbare", "xnetbare", "-handler", "echo"),
 			missing: b.need([]string{"xnetbare"}, "h2load")},
-		{name: "x/net h2c.NewHandler", group: "echo", path: "/", start: prog("xneth2c", "xneth2c", "-handler", "echo"),
+		{name: "x/net h2c.NewHandler", group: "echo", path: "/", start: b.goServer("xneth2c", "xneth2c", "-handler", "echo"),
 			missing: b.need([]string{"xneth2c"}, "h2load")},
-		{name: "h2cgw lib (minimal)", group: "minimal", ours: true, path: "/", start: prog("h2cgwlib-minimal", "h2cgwlib", "-handler", "minimal"),
+		{name: "h2cgw lib (minimal)", group: "minimal", ours: true, path: "/", start: b.goServer("h2cgwlib-minimal", "h2cgwlib", "-handler", "minimal"),
 			missing: b.need([]string{"h2cgwlib"}, "h2load")},
-		{name: "x/net bare (minimal)", group: "minimal", path: "/", start: prog("xnetbare-minimal", "xnetbare", "-handler", "minimal"),
+		{name: "x/net bare (minimal)", group: "minimal", path: "/", start: b.goServer("xnetbare-minimal", "xnetbare", "-handler", "minimal"),
 			missing: b.need([]string{"xnetbare"}, "h2load")},
 	}
 	t := b.res.table(&table{
@@ -103,7 +90,9 @@ func (b *bench) scenarioLocal(ctx context.Context) error {
 	b.logf("scenario 1: local handler")
 	servers := b.startAll(ctx, cs)
 	defer stopAll(servers)
-	return b.runLoads(ctx, t, servers)
+	return b.measure(ctx, t, func(_, li int, c *contender) (map[string]float64, string, error) {
+		return b.h2loadSample(ctx, servers[c.name], c, loads[li])
+	})
 }
 
 // scenarioProxy is scenarios 2 (kind "http") and 3 ("h2c"): h2load → proxy
@@ -115,7 +104,7 @@ func (b *bench) scenarioProxy(ctx context.Context, kind string) error {
 	}
 	b.logf("scenario %s: %s", id, title)
 	upName := "h2o"
-	if b.tools.h2o == "" {
+	if b.tools["h2o"] == "" {
 		upName = "the Go fallback upstream (bench/baselines/upstream)"
 	}
 	// Every measurement gets a fresh upstream on a fresh port: a proxy that
@@ -164,87 +153,87 @@ func (b *bench) scenarioProxy(ctx context.Context, kind string) error {
 			{ref: "h2cgw (log off)", metric: "p99", header: "h2cgw log off / this, p99"},
 		},
 	})
-	for r := range b.opt.rounds {
-		for li, l := range loads {
-			for _, c := range rotate(cs, r+li) {
-				if c.missing != "" {
-					continue
-				}
-				up, err := b.startFreshUpstream(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					b.res.fail(t, l.name, c.name, fmt.Errorf("upstream: %w", err))
-					continue
-				}
-				upAddr, upURL = up.addr, kind+"://"+up.addr
-				res, err := b.loadOnce(ctx, c, l)
-				upPort := portOf(up.addr)
-				up.stop()
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if err != nil {
-					b.logf("  round %d %s %s: %v", r+1, l.name, c.name, err)
-					b.res.fail(t, l.name, c.name, err)
-					continue
-				}
-				res["upconns"] = float64(socketsTo(upPort))
-				b.logf("  round %d %-13s %-34s %9.0f req/s  p99 %7.2f ms  failed %v  upstream conns %v", r+1, l.name, c.name, res["rps"], res["p99"], res["bad"], res["upconns"])
-				b.res.add(t, l.name, c.name, res)
-			}
+	return b.measure(ctx, t, func(_, li int, c *contender) (map[string]float64, string, error) {
+		up, err := b.startFreshUpstream(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("upstream: %w", err)
 		}
-	}
-	return nil
+		upAddr, upURL = up.addr, kind+"://"+up.addr
+		sample, figures, err := b.loadOnce(ctx, c, loads[li])
+		up.stop()
+		if err != nil {
+			return nil, "", err
+		}
+		sample["upconns"] = float64(socketsTo(portOf(up.addr)))
+		return sample, fmt.Sprintf("%s  upstream conns %v", figures, sample["upconns"]), nil
+	})
 }
 
 // loadOnce starts c, runs one h2load load against it, and stops it.
-func (b *bench) loadOnce(ctx context.Context, c *contender, l load) (map[string]float64, error) {
+func (b *bench) loadOnce(ctx context.Context, c *contender, l load) (map[string]float64, string, error) {
 	s, err := c.start(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("did not start: %w", err)
+		return nil, "", fmt.Errorf("did not start: %w", err)
 	}
 	defer s.stop()
-	res, err := b.h2load(ctx, "http://"+s.addr+c.path, l.c, l.m)
-	if err != nil {
-		return nil, err
-	}
-	if s.p.Exited() {
-		return nil, fmt.Errorf("server exited during the run: %v", s.p.Err())
-	}
-	return map[string]float64{"rps": res.rps, "p50": res.p50, "p99": res.p99, "bad": float64(res.bad)}, nil
+	return b.h2loadSample(ctx, s, c, l)
 }
 
-// runLoads runs every load of t against every started contender, rounds ×
-// loads × contenders in rotated order.
-func (b *bench) runLoads(ctx context.Context, t *table, servers map[string]*server) error {
+// h2loadSample runs one h2load load against s, c's server, and returns the
+// sample of a load table and its figures for the progress log.
+func (b *bench) h2loadSample(ctx context.Context, s *server, c *contender, l load) (map[string]float64, string, error) {
+	res, err := b.h2load(ctx, "http://"+s.addr+c.path, l.c, l.m)
+	// A server kept over the rounds would fill the disk with its access log.
+	s.p.TruncateLog(64 << 20)
+	if s.p.Exited() {
+		return nil, "", fmt.Errorf("server exited during the run: %v", s.p.Err())
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return map[string]float64{"rps": res.rps, "p50": res.p50, "p99": res.p99, "bad": float64(res.bad)},
+		fmt.Sprintf("%9.0f req/s  p99 %7.2f ms  failed %d", res.rps, res.p99, res.bad), nil
+}
+
+// measure is the loop of every scenario: for each round, variant of t and
+// contender that can run, in an order rotated by round and variant (see
+// rotate), it calls once and records the sample or the failure in t. once
+// returns, besides the sample, the figures the progress log shows.
+func (b *bench) measure(ctx context.Context, t *table, once func(round, variant int, c *contender) (map[string]float64, string, error)) error {
+	var nameW, varW int
+	for _, c := range t.contenders {
+		nameW = max(nameW, utf8.RuneCountInString(c.name))
+	}
+	for _, v := range t.variants {
+		varW = max(varW, utf8.RuneCountInString(v))
+	}
 	for r := range b.opt.rounds {
-		for li, l := range loads {
-			for _, c := range rotate(t.contenders, r+li) {
-				s := servers[c.name]
-				if s == nil {
+		for vi, v := range t.variants {
+			for _, c := range rotate(t.contenders, r+vi) {
+				if c.missing != "" {
 					continue
 				}
-				if s.p.Exited() {
-					b.res.fail(t, l.name, c.name, fmt.Errorf("server exited: %v", s.p.Err()))
-					continue
+				// Also before: a contender that startAll did not reach
+				// has no server.
+				if err := ctx.Err(); err != nil {
+					return err
 				}
-				url := "http://" + s.addr + c.path
-				res, err := b.h2load(ctx, url, l.c, l.m)
+				sample, figures, err := once(r, vi, c)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.p.TruncateLog(64 << 20)
 				if err != nil {
-					b.logf("  round %d %s %s: %v", r+1, l.name, c.name, err)
-					b.res.fail(t, l.name, c.name, err)
+					b.logf("  round %d %s: %v", r+1, strings.TrimSpace(v+" "+c.name), err)
+					b.res.fail(t, v, c.name, err)
 					continue
 				}
-				b.logf("  round %d %-13s %-34s %9.0f req/s  p99 %7.2f ms  failed %d", r+1, l.name, c.name, res.rps, res.p99, res.bad)
-				b.res.add(t, l.name, c.name, map[string]float64{
-					"rps": res.rps, "p50": res.p50, "p99": res.p99, "bad": float64(res.bad),
-				})
+				// Aligned columns: the progress log reads as a table.
+				col := fmt.Sprintf("%-*s", nameW, c.name)
+				if varW > 0 {
+					col = fmt.Sprintf("%-*s %s", varW, v, col)
+				}
+				b.logf("  round %d %s  %s", r+1, col, figures)
+				b.res.add(t, v, c.name, sample)
 			}
 		}
 	}
@@ -262,14 +251,10 @@ func (b *bench) upgradeContenders(ctx context.Context, h2cgwExtra ...string) []*
 	}
 	return []*contender{
 		{name: "h2cgw", group: "upgrade", ours: true, path: "/",
-			start: func(ctx context.Context) (*server, error) {
-				return b.startGo(ctx, "h2cgw-upgrade", "h2cgw", h2cgwArgs(append([]string{"--access-log=false"}, h2cgwExtra...)...)...)
-			},
+			start:   b.goServer("h2cgw-upgrade", "h2cgw", h2cgwArgs(append([]string{"--access-log=false"}, h2cgwExtra...)...)...),
 			missing: b.need([]string{"h2cgw", "upgradeload"})},
 		{name: "x/net h2c.NewHandler", group: "upgrade", path: "/",
-			start: func(ctx context.Context) (*server, error) {
-				return b.startGo(ctx, "xneth2c-upgrade", "xneth2c", "-handler", "echo")
-			},
+			start:   b.goServer("xneth2c-upgrade", "xneth2c", "-handler", "echo"),
 			missing: b.need([]string{"xneth2c", "upgradeload"})},
 		{name: "nghttpx → upstream", group: "upgrade", path: staticPath,
 			start: func(ctx context.Context) (*server, error) {
@@ -307,55 +292,36 @@ func (b *bench) scenarioUpgrade(ctx context.Context) error {
 	servers := b.startAll(ctx, cs)
 	defer stopAll(servers)
 	limit := b.opt.warmup + b.opt.duration + time.Minute
-	for r := range b.opt.rounds {
-		for _, c := range rotate(cs, r) {
-			s := servers[c.name]
-			if s == nil {
-				continue
-			}
-			modes := []string{"upgrade", "h1"}
-			if r%2 == 1 {
-				modes = []string{"h1", "upgrade"}
-			}
-			got := map[string]loadResult{}
-			var err error
-			for _, mode := range modes {
-				args := []string{"-mode", mode, "-c", fmt.Sprint(b.opt.upgradeWorkers), "-path", c.path}
-				if b.opt.warmup > 0 {
-					if _, err = b.upgradeload(ctx, s.addr, limit, append(args, "-d", b.opt.warmup.String())...); err != nil {
-						break
-					}
-				}
-				var lr loadResult
-				if lr, err = b.upgradeload(ctx, s.addr, limit, append(args, "-d", b.opt.duration.String())...); err != nil {
-					break
-				}
-				if lr.OK == 0 {
-					err = fmt.Errorf("%s: no exchange completed: %s", mode, lr.FirstError)
-					break
-				}
-				if mode == "upgrade" && lr.Upgraded < lr.OK {
-					err = fmt.Errorf("upgrade: only %d of %d responses came after a 101", lr.Upgraded, lr.OK)
-					break
-				}
-				got[mode] = lr
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil {
-				b.logf("  round %d %s: %v", r+1, c.name, err)
-				b.res.fail(t, "", c.name, err)
-				continue
-			}
-			u, h := got["upgrade"], got["h1"]
-			b.logf("  round %d %-24s %8.0f upgrades/s  %8.0f h1/s  errors %d+%d %s", r+1, c.name, u.Rate, h.Rate, u.Errors, h.Errors, firstNonEmpty(u.FirstError, h.FirstError))
-			b.res.add(t, "", c.name, map[string]float64{
-				"hs": u.Rate, "h1": h.Rate, "ratio": u.Rate / h.Rate, "errors": float64(u.Errors + h.Errors),
-			})
+	return b.measure(ctx, t, func(r, _ int, c *contender) (map[string]float64, string, error) {
+		s := servers[c.name]
+		modes := []string{"upgrade", "h1"}
+		if r%2 == 1 {
+			modes = []string{"h1", "upgrade"}
 		}
-	}
-	return nil
+		got := map[string]stats.Load{}
+		for _, mode := range modes {
+			args := []string{"-mode", mode, "-c", fmt.Sprint(b.opt.upgradeWorkers), "-path", c.path}
+			if b.opt.warmup > 0 {
+				if _, err := b.upgradeload(ctx, s.addr, limit, append(args, "-d", b.opt.warmup.String())...); err != nil {
+					return nil, "", err
+				}
+			}
+			lr, err := b.upgradeload(ctx, s.addr, limit, append(args, "-d", b.opt.duration.String())...)
+			if err != nil {
+				return nil, "", err
+			}
+			if lr.OK == 0 {
+				return nil, "", fmt.Errorf("%s: no exchange completed: %s", mode, lr.FirstError)
+			}
+			if mode == "upgrade" && lr.Upgraded < lr.OK {
+				return nil, "", fmt.Errorf("upgrade: only %d of %d responses came after a 101", lr.Upgraded, lr.OK)
+			}
+			got[mode] = lr
+		}
+		u, h := got["upgrade"], got["h1"]
+		return map[string]float64{"hs": u.Rate, "h1": h.Rate, "ratio": u.Rate / h.Rate, "errors": float64(u.Errors + h.Errors)},
+			fmt.Sprintf("%8.0f upgrades/s  %8.0f h1/s  errors %d+%d %s", u.Rate, h.Rate, u.Errors, h.Errors, firstNonEmpty(u.FirstError, h.FirstError)), nil
+	})
 }
 
 func firstNonEmpty(s ...string) string {

@@ -16,7 +16,6 @@ import (
 
 // server is a started contender or upstream.
 type server struct {
-	name string
 	addr string // host:port it listens on
 	p    *proc.Proc
 }
@@ -49,6 +48,22 @@ type contender struct {
 
 const startTimeout = 15 * time.Second
 
+// startServer starts argv and waits until ready, which returns the address
+// it serves on; a server that does not come up is stopped, so that no
+// failed start is left running.
+func (b *bench) startServer(ctx context.Context, name string, argv []string, ready func(*proc.Proc) (string, error)) (*server, error) {
+	p, err := b.g.Start(name, argv, proc.Options{})
+	if err != nil {
+		return nil, err
+	}
+	addr, err := ready(p)
+	if err != nil {
+		p.Stop(time.Second)
+		return nil, err
+	}
+	return &server{addr: addr, p: p}, nil
+}
+
 // startGo starts one of the built Go programs (h2cgw, a baseline, h2cgwlib)
 // on 127.0.0.1:0 and waits for its "listening" line (CONTRACTS: the binary's
 // startup line; the harness's own programs write the same).
@@ -57,23 +72,49 @@ func (b *bench) startGo(ctx context.Context, name, prog string, args ...string) 
 	if path == "" {
 		return nil, fmt.Errorf("%s did not build", prog)
 	}
-	p, err := b.g.Start(name, append([]string{path}, args...), proc.Options{})
-	if err != nil {
-		return nil, err
-	}
-	m, err := p.WaitJSONLine(ctx, startTimeout, func(m map[string]any) bool {
-		return m["message"] == "listening"
+	return b.startServer(ctx, name, append([]string{path}, args...), func(p *proc.Proc) (string, error) {
+		m, err := p.WaitJSONLine(ctx, startTimeout, func(m map[string]any) bool {
+			return m["message"] == "listening"
+		})
+		if err != nil {
+			return "", err
+		}
+		addr, _ := m["listen"].(string)
+		if addr == "" {
+			return "", fmt.Errorf("%s: startup line without \"listen\"", name)
+		}
+		return addr, nil
 	})
+}
+
+// goServer is a contender's start for startGo.
+func (b *bench) goServer(name, prog string, args ...string) func(context.Context) (*server, error) {
+	return func(ctx context.Context) (*server, error) { return b.startGo(ctx, name, prog, args...) }
+}
+
+// startPeer starts a peer (nghttpx, h2o) on a free port, with the
+// configuration conf makes for that port written to conf/KIND-PORT.conf and
+// passed by argv, and waits until the port accepts: the peers cannot report
+// a port 0 choice.
+func (b *bench) startPeer(ctx context.Context, name, kind string, conf func(port int) string, argv func(confPath string) []string) (*server, error) {
+	port, err := b.freePort()
 	if err != nil {
-		p.Stop(time.Second)
 		return nil, err
 	}
-	addr, _ := m["listen"].(string)
-	if addr == "" {
-		p.Stop(time.Second)
-		return nil, fmt.Errorf("%s: startup line without \"listen\"", name)
+	confPath := filepath.Join(b.out, "conf", fmt.Sprintf("%s-%d.conf", kind, port))
+	if err := os.WriteFile(confPath, []byte(conf(port)), 0o644); err != nil {
+		return nil, err
 	}
-	return &server{name: name, addr: addr, p: p}, nil
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return b.startServer(ctx, name, argv(confPath), func(p *proc.Proc) (string, error) {
+		return addr, p.WaitFor(ctx, startTimeout, "accepting on "+addr, func() bool {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	})
 }
 
 // h2cgwArgs are the flags every h2cgw contender gets: loopback, port 0, no
@@ -102,38 +143,13 @@ func (b *bench) freePort() (int, error) {
 	return 0, errors.New("no free port")
 }
 
-// waitPort waits until addr accepts a connection.
-func waitPort(ctx context.Context, p *proc.Proc, addr string) error {
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if p.Exited() {
-			return fmt.Errorf("%s exited (%v); log tail:\n%s", p.Name, p.Err(), p.Tail(2048))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s: %s not accepting after %s; log tail:\n%s", p.Name, addr, startTimeout, p.Tail(2048))
-}
-
 // startNghttpx starts nghttpx as an h2c reverse proxy: a cleartext frontend
 // (HTTP/1.1, the h2c upgrade and prior knowledge) to one backend, HTTP/1.1 or
 // (proto "h2") h2c. Access log off, as in nghttpx's defaults; workers from
 // -nghttpx-workers.
 func (b *bench) startNghttpx(ctx context.Context, name, backend, proto string) (*server, error) {
-	if b.tools.nghttpx == "" {
+	if b.tools["nghttpx"] == "" {
 		return nil, errors.New("nghttpx not installed")
-	}
-	port, err := b.freePort()
-	if err != nil {
-		return nil, err
 	}
 	host, bport, err := net.SplitHostPort(backend)
 	if err != nil {
@@ -143,32 +159,23 @@ func (b *bench) startNghttpx(ctx context.Context, name, backend, proto string) (
 	if proto == "h2" {
 		be += ";;proto=h2"
 	}
-	conf := strings.Join([]string{
-		fmt.Sprintf("frontend=127.0.0.1,%d;no-tls", port),
-		be,
-		fmt.Sprintf("workers=%d", b.opt.nghttpxWorkers),
-		"",
-	}, "\n")
-	confPath := filepath.Join(b.out, "conf", fmt.Sprintf("nghttpx-%d.conf", port))
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
+	conf := func(port int) string {
+		return strings.Join([]string{
+			fmt.Sprintf("frontend=127.0.0.1,%d;no-tls", port),
+			be,
+			fmt.Sprintf("workers=%d", b.opt.nghttpxWorkers),
+			"",
+		}, "\n")
 	}
-	p, err := b.g.Start(name, []string{b.tools.nghttpx, "--conf=" + confPath}, proc.Options{})
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := waitPort(ctx, p, addr); err != nil {
-		p.Stop(time.Second)
-		return nil, err
-	}
-	return &server{name: name, addr: addr, p: p}, nil
+	return b.startPeer(ctx, name, "nghttpx", conf, func(confPath string) []string {
+		return []string{b.tools["nghttpx"], "--conf=" + confPath}
+	})
 }
 
 // startFreshUpstream starts a new upstream (h2o or the Go fallback) on a
 // new port, not shared: the caller stops it.
 func (b *bench) startFreshUpstream(ctx context.Context) (*server, error) {
-	if b.tools.h2o != "" {
+	if b.tools["h2o"] != "" {
 		return b.startH2O(ctx)
 	}
 	return b.startGo(ctx, "upstream (Go fallback)", "upstream", "-size", fmt.Sprint(b.opt.staticSize))
@@ -185,25 +192,18 @@ func portOf(addr string) int {
 
 // startUpstream starts the upstream of the proxy scenarios: h2o serving a
 // static file, HTTP/1.1 and h2c with prior knowledge on one port; without
-// h2o, the Go fallback (bench/baselines/upstream) doing the same.
+// h2o, the Go fallback (bench/baselines/upstream) doing the same. It is
+// started once and shared (b.upstream) while it runs.
 func (b *bench) startUpstream(ctx context.Context) (*server, error) {
 	if b.upstream != nil && !b.upstream.p.Exited() {
 		return b.upstream, nil
 	}
-	var (
-		s   *server
-		err error
-	)
-	if b.tools.h2o != "" {
-		s, err = b.startH2O(ctx)
-	} else {
-		s, err = b.startGo(ctx, "upstream (Go fallback)", "upstream", "-size", fmt.Sprint(b.opt.staticSize))
-		if err == nil {
-			b.note("h2o is not installed: the upstream is the Go fallback (net/http, HTTP/1.1 and h2c), not h2o.")
-		}
-	}
+	s, err := b.startFreshUpstream(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if b.tools["h2o"] == "" {
+		b.note("h2o is not installed: the upstream is the Go fallback (net/http, HTTP/1.1 and h2c), not h2o.")
 	}
 	b.upstream = s
 	return s, nil
@@ -213,10 +213,6 @@ func (b *bench) startUpstream(ctx context.Context) (*server, error) {
 const staticPath = "/small.txt"
 
 func (b *bench) startH2O(ctx context.Context) (*server, error) {
-	port, err := b.freePort()
-	if err != nil {
-		return nil, err
-	}
 	www := filepath.Join(b.out, "www")
 	if err := os.MkdirAll(www, 0o755); err != nil {
 		return nil, err
@@ -230,7 +226,8 @@ func (b *bench) startH2O(ctx context.Context) (*server, error) {
 		// output directory.
 		user = "user: root\n"
 	}
-	conf := fmt.Sprintf(`listen:
+	conf := func(port int) string {
+		return fmt.Sprintf(`listen:
   host: 127.0.0.1
   port: %d
 num-threads: %d
@@ -241,20 +238,10 @@ max-connections: 100000
       /:
         file.dir: %s
 `, port, b.opt.h2oThreads, user, www)
-	confPath := filepath.Join(b.out, "conf", fmt.Sprintf("h2o-%d.conf", port))
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
 	}
-	p, err := b.g.Start("h2o upstream", []string{b.tools.h2o, "-c", confPath}, proc.Options{})
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := waitPort(ctx, p, addr); err != nil {
-		p.Stop(time.Second)
-		return nil, err
-	}
-	return &server{name: "h2o", addr: addr, p: p}, nil
+	return b.startPeer(ctx, "h2o upstream", "h2o", conf, func(confPath string) []string {
+		return []string{b.tools["h2o"], "-c", confPath}
+	})
 }
 
 // startAll starts every contender that can run, returning them by name;

@@ -106,12 +106,12 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// tools are the external programs, "" when missing.
-type tools struct {
-	h2load  string
-	nghttpx string
-	h2o     string
-}
+// tools maps each external program the harness looks for (toolNames) to
+// its path, "" when missing.
+type tools map[string]string
+
+// toolNames are the external programs, in the order the harness names them.
+var toolNames = []string{"h2load", "nghttpx", "h2o"}
 
 // debPackages maps each tool to the Debian package that has it.
 var debPackages = map[string]string{
@@ -134,12 +134,11 @@ func findTool(name string) string {
 	return ""
 }
 
-func (b *bench) findTools() []string {
-	b.tools = tools{h2load: findTool("h2load"), nghttpx: findTool("nghttpx"), h2o: findTool("h2o")}
-	var missing []string
-	for _, t := range []struct{ name, path string }{{"h2load", b.tools.h2load}, {"nghttpx", b.tools.nghttpx}, {"h2o", b.tools.h2o}} {
-		if t.path == "" {
-			missing = append(missing, t.name)
+func (b *bench) findTools() (missing []string) {
+	b.tools = tools{}
+	for _, t := range toolNames {
+		if b.tools[t] = findTool(t); b.tools[t] == "" {
+			missing = append(missing, t)
 		}
 	}
 	return missing
@@ -150,7 +149,7 @@ func (b *bench) findTools() []string {
 func (b *bench) checkTools(ctx context.Context) error {
 	missing := b.findTools()
 	if len(missing) == 0 {
-		b.logf("tools: h2load %s, nghttpx %s, h2o %s", b.tools.h2load, b.tools.nghttpx, b.tools.h2o)
+		b.logf("tools: h2load %s, nghttpx %s, h2o %s", b.tools["h2load"], b.tools["nghttpx"], b.tools["h2o"])
 		return nil
 	}
 	var pkgs []string

@@ -35,55 +35,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/h2cgw/h2cgw/bench/internal/stats"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
-
-// result is the JSON line printed on stdout.
-type result struct {
-	Mode       string         `json:"mode"`
-	OK         int            `json:"ok"`       // exchanges completed with a response
-	Errors     int            `json:"errors"`   // exchanges that failed
-	Upgraded   int            `json:"upgraded"` // responses that came after a 101, on HTTP/2
-	H1         int            `json:"h1"`       // responses on HTTP/1.1
-	Open       int            `json:"open"`     // idle mode: connections held open
-	ElapsedS   float64        `json:"elapsed_s"`
-	Rate       float64        `json:"rate"` // OK per second of elapsed time
-	Status     map[string]int `json:"status"`
-	FirstError string         `json:"first_error,omitempty"`
-}
-
-func (r *result) add(o *result) {
-	r.OK += o.OK
-	r.Errors += o.Errors
-	r.Upgraded += o.Upgraded
-	r.H1 += o.H1
-	for k, v := range o.Status {
-		r.Status[k] += v
-	}
-	if r.FirstError == "" {
-		r.FirstError = o.FirstError
-	}
-}
-
-func (r *result) record(status int, upgraded bool, err error) {
-	if err != nil {
-		r.Errors++
-		if r.FirstError == "" {
-			r.FirstError = err.Error()
-		}
-		return
-	}
-	r.OK++
-	if upgraded {
-		r.Upgraded++
-	} else {
-		r.H1++
-	}
-	r.Status[strconv.Itoa(status)]++
-}
-
-func newResult(mode string) *result { return &result{Mode: mode, Status: map[string]int{}} }
 
 type client struct {
 	addr    string
@@ -244,14 +199,14 @@ func (c *client) readStream1(conn net.Conn, br *bufio.Reader) (int, error) {
 
 // loop is the upgrade and h1 modes: workers each run connect → exchange →
 // close until the deadline.
-func loop(c *client, mode string, workers int, d time.Duration) *result {
+func loop(c *client, mode string, workers int, d time.Duration) *stats.Load {
 	const maxIterations = 10_000_000 // per worker; the deadline comes first
 	start := time.Now()
 	end := start.Add(d)
-	parts := make([]*result, workers)
+	parts := make([]*stats.Load, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		parts[w] = newResult(mode)
+		parts[w] = stats.NewLoad(mode)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -259,7 +214,7 @@ func loop(c *client, mode string, workers int, d time.Duration) *result {
 			failsInARow := 0
 			for i := 0; i < maxIterations && time.Now().Before(end); i++ {
 				status, upgraded, err := c.once()
-				r.record(status, upgraded, err)
+				r.Record(status, upgraded, err)
 				if err != nil {
 					failsInARow++
 					if failsInARow > 10 {
@@ -272,9 +227,9 @@ func loop(c *client, mode string, workers int, d time.Duration) *result {
 		}()
 	}
 	wg.Wait()
-	r := newResult(mode)
+	r := stats.NewLoad(mode)
 	for _, p := range parts {
-		r.add(p)
+		r.Add(p)
 	}
 	r.ElapsedS = time.Since(start).Seconds()
 	r.Rate = float64(r.OK) / r.ElapsedS
@@ -292,7 +247,7 @@ func (c *client) once() (int, bool, error) {
 
 // openAll connects n times with parallelism p and, if exchange is set, runs
 // an exchange (with body) on each; it returns the connections that succeeded.
-func openAll(c *client, n, p int, body []byte, exchange bool, r *result, budget time.Duration) []net.Conn {
+func openAll(c *client, n, p int, body []byte, exchange bool, r *stats.Load, budget time.Duration) []net.Conn {
 	deadline := time.Now().Add(budget)
 	conns := make([]net.Conn, n)
 	var mu sync.Mutex // guards r
@@ -313,7 +268,7 @@ func openAll(c *client, n, p int, body []byte, exchange bool, r *result, budget 
 				var upgraded bool
 				status, upgraded, err = c.exchange(conn, body)
 				mu.Lock()
-				r.record(status, upgraded, err)
+				r.Record(status, upgraded, err)
 				mu.Unlock()
 				if err != nil {
 					conn.Close()
@@ -321,7 +276,7 @@ func openAll(c *client, n, p int, body []byte, exchange bool, r *result, budget 
 				}
 			} else if err != nil {
 				mu.Lock()
-				r.record(0, false, err)
+				r.Record(0, false, err)
 				mu.Unlock()
 				return
 			}
@@ -359,7 +314,7 @@ func main() {
 	case "upgrade", "h1":
 		out.Encode(loop(c, *mode, *workers, *d))
 	case "idle":
-		r := newResult(*mode)
+		r := stats.NewLoad(*mode)
 		start := time.Now()
 		conns := openAll(c, *n, *workers, nil, true, r, 2*time.Minute)
 		r.Open = len(conns)
@@ -371,7 +326,7 @@ func main() {
 			conn.Close()
 		}
 	case "body":
-		r := newResult(*mode)
+		r := stats.NewLoad(*mode)
 		// All connections first, so that the bodies are in flight at
 		// once: the server holds them concurrently.
 		conns := openAll(c, *n, *workers, nil, false, r, time.Minute)
@@ -386,7 +341,7 @@ func main() {
 				defer conn.Close()
 				status, upgraded, err := c.exchange(conn, body)
 				mu.Lock()
-				r.record(status, upgraded, err)
+				r.Record(status, upgraded, err)
 				mu.Unlock()
 			}()
 		}

@@ -10,12 +10,10 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 
 	"github.com/h2cgw/h2cgw/bench/internal/progs"
 	"golang.org/x/net/http2"
@@ -23,14 +21,12 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	cmd := progs.NewCommand("naiveproxy").WithCPUProfile()
 	upstream := flag.String("upstream", "", "http://host:port or h2c://host:port")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
 	flag.Parse()
 	u, err := url.Parse(*upstream)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "h2c") || u.Host == "" {
-		fmt.Fprintf(os.Stderr, "naiveproxy: -upstream must be http://host:port or h2c://host:port, got %q\n", *upstream)
-		os.Exit(2)
+		cmd.Usagef("-upstream must be http://host:port or h2c://host:port, got %q", *upstream)
 	}
 	useH2C := u.Scheme == "h2c"
 	u.Scheme = "http"
@@ -45,5 +41,5 @@ func main() {
 		}
 	}
 	hs := &http.Server{Handler: h2c.NewHandler(rp, &http2.Server{})}
-	progs.Main("naiveproxy", *listen, *cpuprofile, hs.Serve)
+	cmd.Serve(hs.Serve)
 }

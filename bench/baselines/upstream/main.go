@@ -12,12 +12,12 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	cmd := progs.NewCommand("upstream")
 	size := flag.Int("size", 1024, "response body size in bytes")
 	flag.Parse()
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	hs := &http.Server{Handler: progs.StaticHandler(*size), Protocols: &p}
-	progs.Main("upstream", *listen, "", hs.Serve)
+	cmd.Serve(hs.Serve)
 }

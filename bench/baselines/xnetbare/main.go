@@ -8,10 +8,8 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/h2cgw/h2cgw/bench/internal/progs"
@@ -19,18 +17,12 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
-	handler := flag.String("handler", "echo", "echo (h2cgw's built-in JSON) or minimal")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	cmd := progs.NewCommand("xnetbare").WithCPUProfile().WithHandler()
 	flag.Parse()
-	h, err := progs.Handler(*handler, func(*http.Request) string { return "h2c-prior-knowledge" })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
+	h := cmd.Handler(func(*http.Request) string { return "h2c-prior-knowledge" })
 	h2s := &http2.Server{MaxReadFrameSize: 16384}
 	base := &http.Server{}
-	progs.Main("xnetbare", *listen, *cpuprofile, func(ln net.Listener) error {
+	cmd.Serve(func(ln net.Listener) error {
 		for {
 			c, err := ln.Accept()
 			if err != nil {

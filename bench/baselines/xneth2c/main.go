@@ -7,9 +7,7 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/h2cgw/h2cgw/bench/internal/progs"
 	"golang.org/x/net/http2"
@@ -17,15 +15,9 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
-	handler := flag.String("handler", "echo", "echo (h2cgw's built-in JSON) or minimal")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	cmd := progs.NewCommand("xneth2c").WithCPUProfile().WithHandler()
 	flag.Parse()
-	h, err := progs.Handler(*handler, progs.ViaByProto)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
+	h := cmd.Handler(progs.ViaByProto)
 	hs := &http.Server{Handler: h2c.NewHandler(h, &http2.Server{MaxReadFrameSize: 16384})}
-	progs.Main("xneth2c", *listen, *cpuprofile, hs.Serve)
+	cmd.Serve(hs.Serve)
 }

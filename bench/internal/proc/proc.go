@@ -119,10 +119,7 @@ func (p *Proc) reap() {
 // Pid is the process id (also its process group id).
 func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 
-// Done is closed when the process has exited and been reaped.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
-// Err is the process's exit error; valid once Done is closed.
+// Err is the process's exit error; valid once Exited reports true.
 func (p *Proc) Err() error { return p.waitErr }
 
 // Exited reports whether the process has ended.
@@ -163,9 +160,6 @@ func (p *Proc) Stop(grace time.Duration) {
 	}
 }
 
-// Signal sends sig to the process (not its group).
-func (p *Proc) Signal(sig syscall.Signal) error { return syscall.Kill(p.Pid(), sig) }
-
 // StopAll stops every process of the group still running, in parallel.
 func (g *Group) StopAll() {
 	g.mu.Lock()
@@ -192,47 +186,68 @@ func (g *Group) Running() int {
 	return len(g.procs)
 }
 
-// WaitJSONLine polls the process's log for a JSON line for which match is
-// true and returns it. It fails when the process exits, ctx ends or timeout
-// passes, with the log's tail in the error.
-func (p *Proc) WaitJSONLine(ctx context.Context, timeout time.Duration, match func(map[string]any) bool) (map[string]any, error) {
+// Wait waits for the process to exit and returns its exit error, with the
+// log's tail. If ctx ends or limit passes first, it stops the process and
+// says so: a load client that hangs must not hang the run.
+func (p *Proc) Wait(ctx context.Context, limit time.Duration) error {
+	select {
+	case <-p.done:
+		if p.waitErr != nil {
+			return fmt.Errorf("%s: %w; log tail:\n%s", p.Name, p.waitErr, p.Tail(2048))
+		}
+		return nil
+	case <-ctx.Done():
+		p.Stop(time.Second)
+		return ctx.Err()
+	case <-time.After(limit):
+		p.Stop(time.Second)
+		return fmt.Errorf("%s still running after %s; killed", p.Name, limit)
+	}
+}
+
+// WaitFor polls ready until it reports true, and fails when the process
+// exits, ctx ends or timeout passes, with the log's tail in the error; what
+// names the awaited state there ("ready", "accepting on …"). Every wait of
+// the harness for a started process goes through it, so that each notices
+// a process that died at once instead of waiting out its timeout.
+func (p *Proc) WaitFor(ctx context.Context, timeout time.Duration, what string, ready func() bool) error {
 	deadline := time.Now().Add(timeout)
-	var off int64
-	var partial []byte
 	for {
-		b, err := readFrom(p.LogPath, off)
-		if err == nil && len(b) > 0 {
-			off += int64(len(b))
-			buf := append(partial, b...)
-			for {
-				i := bytes.IndexByte(buf, '\n')
-				if i < 0 {
-					break
-				}
-				line := bytes.TrimSpace(buf[:i])
-				buf = buf[i+1:]
-				if len(line) == 0 || line[0] != '{' {
-					continue
-				}
-				var m map[string]any
-				if json.Unmarshal(line, &m) == nil && match(m) {
-					return m, nil
-				}
-			}
-			partial = append([]byte(nil), buf...)
+		if ready() {
+			return nil
 		}
 		if p.Exited() {
-			return nil, fmt.Errorf("%s exited (%v) before it was ready; log tail:\n%s", p.Name, p.Err(), p.Tail(2048))
+			return fmt.Errorf("%s exited (%v) before it was %s; log tail:\n%s", p.Name, p.Err(), what, p.Tail(2048))
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s not ready after %s; log tail:\n%s", p.Name, timeout, p.Tail(2048))
+			return fmt.Errorf("%s not %s after %s; log tail:\n%s", p.Name, what, timeout, p.Tail(2048))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// WaitJSONLine waits (see WaitFor) for a JSON line in the process's log for
+// which match is true, and returns it: how the harness learns that one of
+// its Go programs listens, and where. The line comes first thing, so the
+// log's start is read again at every poll.
+func (p *Proc) WaitJSONLine(ctx context.Context, timeout time.Duration, match func(map[string]any) bool) (map[string]any, error) {
+	var found map[string]any
+	err := p.WaitFor(ctx, timeout, "ready", func() bool {
+		b, _ := readFrom(p.LogPath, 0)
+		for line := range bytes.Lines(b) {
+			var m map[string]any
+			if line = bytes.TrimSpace(line); len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &m) == nil && match(m) {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
 }
 
 // readFrom reads what a file holds past off, at most 1 MiB.

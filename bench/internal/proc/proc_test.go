@@ -3,13 +3,14 @@ package proc
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestStartStopAll(t *testing.T) {
 	g := &Group{LogDir: t.TempDir()}
-	p, err := g.Start("sh", []string{"sh", "-c", `echo '{"message":"listening","listen":"x"}' >&2; sleep 30 & wait`}, Options{})
+	p, err := g.Start("sh", []string{"sh", "-c", `sleep 30 & echo '{"message":"listening","listen":"x"}' >&2; wait`}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,5 +49,34 @@ func TestWaitJSONLineExited(t *testing.T) {
 	}
 	if _, err := os.Stat(p.LogPath); err != nil {
 		t.Errorf("log file: %v", err)
+	}
+}
+
+func TestWait(t *testing.T) {
+	g := &Group{LogDir: t.TempDir()}
+	t.Cleanup(g.StopAll)
+	ok, err := g.Start("true", []string{"true"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.Wait(context.Background(), 5*time.Second); err != nil {
+		t.Errorf("Wait(true) = %v; want nil", err)
+	}
+	bad, err := g.Start("fails", []string{"sh", "-c", "echo boom >&2; exit 3"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Wait(context.Background(), 5*time.Second); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("Wait(exit 3) = %v; want the exit error with the log tail", err)
+	}
+	slow, err := g.Start("sleep", []string{"sleep", "30"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Wait(context.Background(), 50*time.Millisecond); err == nil {
+		t.Error("Wait past the limit: no error; want one")
+	}
+	if !slow.Exited() {
+		t.Error("Wait past the limit left the process running")
 	}
 }

@@ -1,5 +1,5 @@
 // Package stats holds the few statistics the harness reports: medians over
-// rounds and latency percentiles.
+// rounds, latency percentiles, and the counts of its load client (Load).
 package stats
 
 import (
