@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 
 .PHONY: test tools unit integration vet fmt-check fuzz-short vulncheck build run bench cross
 
-test: tools vet fmt-check unit fuzz-short vulncheck integration
+test: tools vet fmt-check cross unit fuzz-short vulncheck integration
 
 # Installs what the tests drive (curl, nghttp, h2load, h2spec, ...) when missing.
 tools:
@@ -32,9 +32,17 @@ fmt-check:
 # http2legacy build tag, which selects x/net's own HTTP/2 server there.
 unit:
 	@set -e; for tc in $(TOOLCHAINS); do echo "== unit tests ($$tc)"; \
-		GOTOOLCHAIN=$$tc go test -race -count=1 ./settings/... ./gateway/... ./internal/... ./cmd/... ./bench/...; done
-	@echo "== gateway unit tests ($(GO_NEW), -tags http2legacy)"
-	GOTOOLCHAIN=$(GO_NEW) go test -race -count=1 -tags http2legacy ./gateway/...
+		GOTOOLCHAIN=$$tc go test -race -count=1 ./settings/... ./gateway/... ./proxy/... ./internal/... ./cmd/... ./bench/...; done
+	@echo "== gateway and proxy unit tests ($(GO_NEW), -tags http2legacy)"
+	GOTOOLCHAIN=$(GO_NEW) go test -race -count=1 -tags http2legacy ./gateway/... ./proxy/...
+
+# The library and the binary build for darwin and windows too (linux is
+# built by vet and the tests), on both toolchains: internal/readahead has a
+# plain-read fallback off unix. The bench harness is Linux-only (build tag).
+CROSS_TARGETS ?= darwin/arm64 windows/amd64
+cross:
+	@set -e; for tc in $(TOOLCHAINS); do for t in $(CROSS_TARGETS); do echo "== go build ($$tc, $$t)"; \
+		GOTOOLCHAIN=$$tc GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 go build -o /dev/null ./...; done; done
 
 # The binary under test is built by the toolchain that runs the tests.
 integration:

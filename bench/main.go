@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench is h2cgw's benchmark harness: it builds h2cgw, the
 // Go baselines under bench/baselines and the load client bench/upgradeload,
 // starts the peers nghttpx and h2o where installed, runs every scenario with

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -30,9 +32,9 @@ type profileTarget struct {
 }
 
 var profileTargets = map[string]profileTarget{
-	"proxy-h1": {title: "h2cgw (library + gateway.NewProxy) → HTTP/1.1 upstream", prog: "h2cgwlib", upstream: "http", path: staticPath,
+	"proxy-h1": {title: "h2cgw (library + proxy.New) → HTTP/1.1 upstream", prog: "h2cgwlib", upstream: "http", path: staticPath,
 		args: func(up string) []string { return []string{"-handler", "proxy", "-upstream", up} }},
-	"proxy-h2c": {title: "h2cgw (library + gateway.NewProxy) → h2c upstream", prog: "h2cgwlib", upstream: "h2c", path: staticPath,
+	"proxy-h2c": {title: "h2cgw (library + proxy.New) → h2c upstream", prog: "h2cgwlib", upstream: "h2c", path: staticPath,
 		args: func(up string) []string { return []string{"-handler", "proxy", "-upstream", up} }},
 	"local": {title: "h2cgw (library), echo handler", prog: "h2cgwlib", path: "/",
 		args: func(string) []string { return []string{"-handler", "echo"} }},

@@ -1,6 +1,8 @@
+//go:build linux
+
 // Command h2cgwlib is h2cgw built from the library rather than the binary:
-// gateway.New around the echo handler, a minimal handler, or gateway.NewProxy,
-// with default gateway.Config and ProxyConfig, and no access log or metrics
+// gateway.New around the echo handler, a minimal handler, or proxy.New,
+// with default gateway.Config and proxy.Config, and no access log or metrics
 // (those live in cmd/h2cgw). The harness uses it for the "minimal handler"
 // rows of scenario 1 and, with -cpuprofile, to profile the gateway under
 // load, since the binary does not expose pprof.
@@ -24,7 +26,7 @@ func main() {
 	upstream := flag.String("upstream", "", "with -handler proxy: http://host:port or h2c://host:port")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
 	memprofile := flag.String("memprofile", "", "at SIGUSR1, write a heap profile here (and memory figures to stderr)")
-	maxConns := flag.Int("max-conns", 0, "with -handler proxy: ProxyConfig.MaxConnsPerHost (0: the default)")
+	maxConns := flag.Int("max-conns", 0, "with -handler proxy: proxy.Config.MaxConnsPerHost (0: the default)")
 	flag.Parse()
 	progs.DumpOnSignal("h2cgwlib", *memprofile)
 

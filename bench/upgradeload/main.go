@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command upgradeload is the benchmark's load client for what h2load cannot
 // do: the h2c upgrade of RFC 7540 §3.2. Modes:
 //

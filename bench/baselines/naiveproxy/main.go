@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command naiveproxy is baseline (c) of the benchmark: the gateway a Go
 // programmer writes in ten lines — x/net's h2c.NewHandler around
 // httputil.NewSingleHostReverseProxy with the default http.Transport (two

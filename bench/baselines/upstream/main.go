@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command upstream is the fallback upstream of the proxy scenarios when h2o
 // is not installed: net/http serving HTTP/1.1 and HTTP/2 with prior knowledge
 // (Go ≥ 1.24 Protocols) on one port, a static body of -size bytes for every

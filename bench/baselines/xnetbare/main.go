@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command xnetbare is baseline (a) of the benchmark: a bare
 // golang.org/x/net/http2 Server speaking HTTP/2 with prior knowledge only
 // (ServeConn on every accepted connection, no HTTP/1.1, no upgrade), serving

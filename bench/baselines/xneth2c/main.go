@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command xneth2c is baseline (b) of the benchmark: the deprecated
 // golang.org/x/net/http2/h2c.NewHandler on a plain http.Server — HTTP/1.1,
 // the h2c upgrade and prior knowledge, the way most Go h2c servers are built

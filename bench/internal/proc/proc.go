@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proc starts, watches and stops the processes of a benchmark run:
 // every process is started in its own process group, tracked by a Group, and
 // killed (its whole group) by Group.StopAll, so that nothing the harness

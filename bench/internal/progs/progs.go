@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package progs is what the harness's own server programs (the baselines and
 // the h2cgwlib variant) share: the handlers they serve, the startup line the
 // harness waits for, and CPU profiling until SIGTERM.

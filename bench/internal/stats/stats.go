@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package stats holds the few statistics the harness reports: medians over
 // rounds, latency percentiles, and the counts of its load client (Load).
 package stats
