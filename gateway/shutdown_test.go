@@ -18,12 +18,7 @@ func sawGoAway(_ map[uint32]*response, g []*http2.GoAwayFrame) bool { return len
 // stream 3 both complete before Shutdown returns.
 func TestShutdownDrainsUpgraded(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/slow"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("GET", "/slow"))
 	h.get(3, "/slow")
 	<-tg.rec.arrived
 	<-tg.rec.arrived
@@ -99,12 +94,8 @@ func TestShutdownDrainsPriorKnowledge(t *testing.T) {
 func TestShutdownGraceExpires(t *testing.T) {
 	tg := startGateway(t, Config{})
 	defer close(tg.rec.release)
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/slow"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("GET", "/slow"))
+	c, br := h.c, h.br
 	<-tg.rec.arrived
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -239,20 +239,29 @@ func expect101(t *testing.T, br *bufio.Reader) {
 	}
 }
 
+// upgradeTo connects to addr, sends head (an upgrade request, its body
+// included), checks the 101 and sends the client preface: the connection
+// is then HTTP/2 with stream 1 in flight.
+func upgradeTo(t *testing.T, addr, head string) *h2client {
+	t.Helper()
+	c := dial(t, addr)
+	br := bufio.NewReader(c)
+	io.WriteString(c, head)
+	expect101(t, br)
+	h := newH2Client(t, c, br)
+	h.preface()
+	return h
+}
+
 // openHTTP2 opens an HTTP/2 connection to addr by the given entry path with
 // stream 1 (GET target) in flight: the upgrade's own request, or a first
 // request after the prior-knowledge preface.
 func openHTTP2(t *testing.T, addr string, path EntryPath, target string) *h2client {
 	t.Helper()
-	c := dial(t, addr)
 	if path == PathUpgrade {
-		br := bufio.NewReader(c)
-		io.WriteString(c, upgradeHead("GET", target))
-		expect101(t, br)
-		h := newH2Client(t, c, br)
-		h.preface()
-		return h
+		return upgradeTo(t, addr, upgradeHead("GET", target))
 	}
+	c := dial(t, addr)
 	h := newH2Client(t, c, nil)
 	h.preface()
 	h.get(1, target)

@@ -257,12 +257,7 @@ func TestExpectContinue(t *testing.T) {
 // net/http would otherwise answer itself.
 func TestOptionsStarUpgrade(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("OPTIONS", "*"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("OPTIONS", "*"))
 	h.get(3, "/after")
 	resps, _, err := h.readUntil(ended(1, 3))
 	if err != nil {
@@ -280,12 +275,7 @@ func TestOptionsStarUpgrade(t *testing.T) {
 // request without one still is.
 func TestNoBodyLimitStillUpgradesWithoutBody(t *testing.T) {
 	tg := startGateway(t, Config{MaxUpgradeBody: -1})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/nobody"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("GET", "/nobody"))
 	if resps, _, err := h.readUntil(ended(1)); err != nil || resps[1].status != "200" {
 		t.Fatalf("stream 1: %v %v; want 200", resps[1], err)
 	}
@@ -295,12 +285,7 @@ func TestNoBodyLimitStillUpgradesWithoutBody(t *testing.T) {
 // END_STREAM and no DATA.
 func TestHeadUpgrade(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("HEAD", "/big"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("HEAD", "/big"))
 	resps, _, err := h.readUntil(ended(1))
 	if err != nil {
 		t.Fatal(err)
@@ -424,12 +409,7 @@ func TestAfter101(t *testing.T) {
 // upgrade; DATA on it is a stream error, and the connection goes on.
 func TestDataOnHalfClosedStream1(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/slow"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("GET", "/slow"))
 	<-tg.rec.arrived
 	h.fr.WriteData(1, true, []byte("smuggled"))
 	resps, _, err := h.readUntil(func(r map[uint32]*response, g []*http2.GoAwayFrame) bool {
@@ -453,12 +433,7 @@ func TestDataOnHalfClosedStream1(t *testing.T) {
 // handler's context, as it would for any other stream.
 func TestStream1ContextCancelledOnReset(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/watch"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("GET", "/watch"))
 	<-tg.rec.arrived
 	h.fr.WriteRSTStream(1, http2.ErrCodeCancel)
 	select {
@@ -626,12 +601,7 @@ func TestUpgradeSignalsOnHTTP2(t *testing.T) {
 // applies to all of them.
 func TestStream3PassesHandlerChain(t *testing.T) {
 	tg := startGateway(t, Config{})
-	c := dial(t, tg.addr)
-	br := bufio.NewReader(c)
-	io.WriteString(c, upgradeHead("GET", "/one"))
-	expect101(t, br)
-	h := newH2Client(t, c, br)
-	h.preface()
+	h := upgradeTo(t, tg.addr, upgradeHead("GET", "/one"))
 	h.get(3, "/three")
 	if _, _, err := h.readUntil(ended(1, 3)); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/h2cgw/h2cgw/gateway"
+	"golang.org/x/net/http2"
 )
 
 // Causes of an upstream failure, as logged and passed to
@@ -103,10 +105,11 @@ func errorStatus(ctx context.Context, err error) (status int, cause string) {
 	}
 }
 
-// net/http reports these failures with unexported error types (its HTTP/1.1
-// parser's and its bundled HTTP/2 client's), so their messages, stable since
-// those packages began, are what tells them apart. Only error paths read
-// them.
+// net/http reports most of these failures with unexported error types (its
+// HTTP/1.1 parser's and its bundled HTTP/2 client's, which the h2c pool's
+// http.ClientConn uses), so their messages, stable since those packages
+// began, are the fallback that tells them apart once the typed errors
+// (isHTTP2Reset, isMalformedResponse) have not. Only error paths read them.
 var (
 	// http2ResetMarks: the peer reset the stream or went away.
 	http2ResetMarks = []string{"received from peer", "GOAWAY", "client connection lost"}
@@ -120,9 +123,37 @@ var (
 	}
 )
 
-func isHTTP2Reset(err error) bool { return containsAny(err.Error(), http2ResetMarks) }
+// isHTTP2Reset reports a reset stream or a GOAWAY: by type where the error
+// has one (x/net's http2.StreamError with a code other than
+// PROTOCOL_ERROR, http2.GoAwayError), else by its text.
+func isHTTP2Reset(err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		return se.Code != http2.ErrCodeProtocol
+	}
+	var ge http2.GoAwayError
+	if errors.As(err, &ge) {
+		return true
+	}
+	return containsAny(err.Error(), http2ResetMarks)
+}
 
-func isMalformedResponse(err error) bool { return containsAny(err.Error(), malformedMarks) }
+// isMalformedResponse reports a response that did not parse: by type where
+// the error has one (http.ErrSchemeMismatch and tls.RecordHeaderError, an
+// HTTP/1.1 answer where TLS was spoken; x/net's http2.ConnectionError and a
+// PROTOCOL_ERROR stream error), else by its text.
+func isMalformedResponse(err error) bool {
+	var rhe tls.RecordHeaderError
+	var ce http2.ConnectionError
+	var se http2.StreamError
+	switch {
+	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &rhe), errors.As(err, &ce):
+		return true
+	case errors.As(err, &se):
+		return se.Code == http2.ErrCodeProtocol
+	}
+	return containsAny(err.Error(), malformedMarks)
+}
 
 func containsAny(s string, subs []string) bool {
 	for _, sub := range subs {
