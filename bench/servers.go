@@ -67,7 +67,7 @@ func (b *bench) startServer(ctx context.Context, name string, argv []string, rea
 }
 
 // startGo starts one of the built Go programs (h2cgw, a baseline, h2cgwlib)
-// on 127.0.0.1:0 and waits for its "listening" line (CONTRACTS: the binary's
+// on 127.0.0.1:0 and waits for its "listening" line (README "Logs": the binary's
 // startup line; the harness's own programs write the same).
 func (b *bench) startGo(ctx context.Context, name, prog string, args ...string) (*server, error) {
 	path := b.built[prog]

@@ -16,7 +16,7 @@ import (
 // (golang/go#…) and README sections instead.
 //
 // The bracketed spaces keep this pattern from matching itself.
-var citation = regexp.MustCompile(`SPEC[ ]§|PITFALLS[ ][0-9]|STYLE[ ][0-9]|RUNNING_AT[_]SCALE|\bissue[ ][0-9]`)
+var citation = regexp.MustCompile(`SPEC[ ]§|PITFALLS[ ][0-9]|STYLE[ ][0-9]|STYLE[ ]rule|RUNNING_AT[_]SCALE|CONTRACT[S]:|\bissue[ ][0-9]`)
 
 // TestCitationsResolve: no file of the repository cites what it does not
 // contain, and the license the README names is there.

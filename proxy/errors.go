@@ -61,7 +61,8 @@ func isDialError(err error) bool {
 }
 
 // errorStatus maps an upstream failure to the status the client gets and
-// the cause reported (STYLE rule 10). ctx is the request's.
+// the cause reported (README "Gateway mode": 502 or 504, a log line naming
+// the upstream and the cause). ctx is the request's.
 func errorStatus(ctx context.Context, err error) (status int, cause string) {
 	var ne net.Error
 	switch {

@@ -10,10 +10,7 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
 
 	"github.com/h2cgw/h2cgw/bench/internal/progs"
 	"github.com/h2cgw/h2cgw/gateway"
@@ -21,10 +18,9 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	cmd := progs.NewCommand("h2cgwlib").WithCPUProfile()
 	handler := flag.String("handler", "echo", "echo (the built-in JSON), minimal, or proxy")
 	upstream := flag.String("upstream", "", "with -handler proxy: http://host:port or h2c://host:port")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
 	memprofile := flag.String("memprofile", "", "at SIGUSR1, write a heap profile here (and memory figures to stderr)")
 	maxConns := flag.Int("max-conns", 0, "with -handler proxy: proxy.Config.MaxConnsPerHost (0: the default)")
 	flag.Parse()
@@ -34,20 +30,16 @@ func main() {
 	if *handler == "proxy" {
 		p, err := proxy.New(proxy.Config{Upstreams: []string{*upstream}, MaxConnsPerHost: *maxConns})
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
+			cmd.Usagef("%v", err)
 		}
 		h = p
 	} else {
 		var err error
-		h, err = progs.Handler(*handler, func(r *http.Request) string {
-			return string(gateway.EntryPathFromContext(r.Context()))
-		})
+		h, err = progs.Handler(*handler, nil)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
+			cmd.Usagef("%v", err)
 		}
 	}
 	g := gateway.New(h, gateway.Config{})
-	progs.Main("h2cgwlib", *listen, *cpuprofile, func(ln net.Listener) error { return g.Serve(ln) })
+	cmd.Serve(g.Serve)
 }

@@ -75,7 +75,7 @@ func Handler(name string, via func(*http.Request) string) (http.Handler, error) 
 	return nil, fmt.Errorf("unknown handler %q (echo or minimal)", name)
 }
 
-// Main listens on addr, writes the startup line h2cgw writes (CONTRACTS:
+// Main listens on addr, writes the startup line h2cgw writes (README "Logs":
 // "message":"listening" with "listen"), runs serve, and on SIGTERM or
 // SIGINT stops the CPU profile (if cpuprofile is set) and exits 0. These
 // programs have no graceful shutdown: the harness kills them between runs.
