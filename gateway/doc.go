@@ -6,7 +6,8 @@
 // prior knowledge of RFC 9113 §3.3), deciding whether an upgrade is performed
 // or declined, performing it (the 101, the client preface, stream 1), rejecting
 // upgrade signals on connections that already speak HTTP/2, and draining every
-// HTTP/2 connection on shutdown, upgraded ones included.
+// HTTP/2 connection on shutdown, upgraded ones included, with every
+// connection a handler takes with [Hijack].
 //
 // It speaks no frames itself: framing, flow control and HPACK are the HTTP/2
 // server's (x/net's own on Go 1.26, net/http's on Go 1.27 and later). The
@@ -14,8 +15,8 @@
 // its own and never owns the process: callers pass a net.Listener to
 // [Gateway.Serve], or hand their own *http.Server to [Configure].
 //
-// [Proxy] is the gateway mode's handler: a reverse proxy to HTTP/1.1 and h2c
-// upstreams that never forwards an h2c upgrade (README "Gateway mode").
+// The gateway mode's handler, a reverse proxy that never forwards an h2c
+// upgrade, is package proxy (README "Gateway mode").
 //
 // Every request — stream 1 of an upgraded connection and every later stream
 // included — passes through the wrapped handler, so whatever authorises
