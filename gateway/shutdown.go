@@ -16,10 +16,11 @@ import (
 )
 
 // Shutdown stops the gateway gracefully (README "Shutdown"): it stops accepting,
-// declines new upgrades, sends GOAWAY on every HTTP/2 connection — upgraded
-// ones included —, lets in-flight requests and streams finish, and returns
-// once every connection has closed. When ctx ends first, it closes what is
-// left and returns ctx's error. Pass a fresh context with the grace period.
+// declines new upgrades and hijacks, sends GOAWAY on every HTTP/2 connection
+// — upgraded ones included —, lets in-flight requests, streams and the
+// connections taken with [Hijack] finish, and returns once every connection
+// has closed. When ctx ends first, it closes what is left and returns ctx's
+// error. Pass a fresh context with the grace period.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.conns.close()
 	// Connections hijacked but not yet registered with the HTTP/2 server would miss the
@@ -46,8 +47,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes the listeners and every connection at once, upgraded ones
-// included, without waiting for in-flight requests.
+// Close closes the listeners and every connection at once, upgraded and
+// hijacked ones included, without waiting for in-flight requests.
 func (g *Gateway) Close() error {
 	g.conns.close()
 	err := g.hs.Close()
