@@ -148,23 +148,13 @@ type tracker struct {
 
 // add registers c, a connection the HTTP/2 server will take, or reports
 // false when the gateway is shutting down.
-func (t *tracker) add(c net.Conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closing {
-		return false
-	}
-	if t.conns == nil {
-		t.conns = make(map[net.Conn]struct{})
-	}
-	t.conns[c] = struct{}{}
-	t.starting++
-	return true
-}
+func (t *tracker) add(c net.Conn) bool { return t.register(c, true) }
 
 // track registers c, a connection hijacked for good (a tunnel), or reports
 // false when the gateway is shutting down.
-func (t *tracker) track(c net.Conn) bool {
+func (t *tracker) track(c net.Conn) bool { return t.register(c, false) }
+
+func (t *tracker) register(c net.Conn, starting bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closing {
@@ -174,6 +164,9 @@ func (t *tracker) track(c net.Conn) bool {
 		t.conns = make(map[net.Conn]struct{})
 	}
 	t.conns[c] = struct{}{}
+	if starting {
+		t.starting++
+	}
 	return true
 }
 

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -380,16 +378,9 @@ func TestProxyNoLeak(t *testing.T) {
 		for _, path := range []string{"/", "/", "/slow", "/slow", "/switch", "/switch"} {
 			f.get(t, path)
 		}
-		c, err := net.DialTimeout("tcp", f.addr, testTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(testTimeout))
-		br := bufio.NewReader(c)
-		_, _ = io.WriteString(c, wsHandshake)
-		if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("handshake: got %v, %v; want 101", res, err)
+		c, br, res := wsOpen(t, f.addr)
+		if res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: got %s; want 101", res.Status)
 		}
 		if err := writeWSFrame(c, "hi", true); err != nil {
 			t.Fatal(err)

@@ -114,20 +114,7 @@ func TestProxyWebSocketTunnel(t *testing.T) {
 	p, errs := newProxy(t, Config{}, up)
 	f, g := startGatewayFront(t, p)
 
-	c, err := net.DialTimeout("tcp", f.addr, testTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(testTimeout))
-	if _, err := io.WriteString(c, wsHandshake); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("reading handshake response: %v", err)
-	}
+	c, br, res := wsOpen(t, f.addr)
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("status: got %d; want 101 (errors %q)", res.StatusCode, errs.list())
 	}
@@ -170,16 +157,9 @@ func TestProxyWebSocketTunnelEndsInGrace(t *testing.T) {
 	up := startH1Upstream(t, wsEcho(t))
 	p, _ := newProxy(t, Config{}, up)
 	f, g := startGatewayFront(t, p)
-	c, err := net.DialTimeout("tcp", f.addr, testTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(testTimeout))
-	io.WriteString(c, wsHandshake)
-	br := bufio.NewReader(c)
-	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v, %v; want 101", res, err)
+	c, _, res := wsOpen(t, f.addr)
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s; want 101", res.Status)
 	}
 	done := make(chan error, 1)
 	start := time.Now()
@@ -222,4 +202,26 @@ func TestProxyWebSocketNotTunnelled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wsOpen connects to addr, sends the WebSocket handshake and reads the
+// response head, under the test's deadline. The connection is closed when
+// the test ends.
+func wsOpen(t *testing.T, addr string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := io.WriteString(c, wsHandshake); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading handshake response: %v", err)
+	}
+	return c, br, res
 }
