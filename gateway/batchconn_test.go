@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/testwait"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
@@ -60,7 +61,7 @@ func (c *gatedConn) writes() []string {
 // idle waits until bc's flusher has stopped.
 func (bc *batchConn) idle(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(testwait.Timeout)
 	for {
 		bc.mu.Lock()
 		done := !bc.flushing
@@ -81,7 +82,7 @@ func TestBatchConnCoalesces(t *testing.T) {
 	if _, err := bc.Write([]byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, raw.entered, "the first write")
+	testwait.Recv(t, raw.entered, "the first write")
 	// While "a" is being written, the next frames queue up.
 	for _, s := range []string{"b", "c", "d"} {
 		if n, err := bc.Write([]byte(s)); n != 1 || err != nil {
@@ -89,7 +90,7 @@ func TestBatchConnCoalesces(t *testing.T) {
 		}
 	}
 	raw.release <- nil
-	recv(t, raw.entered, "the second write")
+	testwait.Recv(t, raw.entered, "the second write")
 	raw.release <- nil
 	bc.idle(t)
 	if got, want := strings.Join(raw.writes(), "|"), "a|bcd"; got != want {
@@ -106,7 +107,7 @@ func TestBatchConnBackPressure(t *testing.T) {
 	raw := newGatedConn()
 	bc := newBatchConn(raw)
 	bc.Write([]byte("x"))
-	recv(t, raw.entered, "the first write")
+	testwait.Recv(t, raw.entered, "the first write")
 	big := bytes.Repeat([]byte("y"), batchMax)
 	if _, err := bc.Write(big); err != nil {
 		t.Fatal(err)
@@ -123,12 +124,12 @@ func TestBatchConnBackPressure(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	raw.release <- nil // "x" written; the flusher takes the full queue
-	if err := recv(t, done, "the waiting Write"); err != nil {
+	if err := testwait.Recv(t, done, "the waiting Write"); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, raw.entered, "the second write")
+	testwait.Recv(t, raw.entered, "the second write")
 	raw.release <- nil
-	recv(t, raw.entered, "the third write")
+	testwait.Recv(t, raw.entered, "the third write")
 	raw.release <- nil
 	bc.idle(t)
 	if got, want := strings.Join(raw.writes(), ""), "x"+string(big)+"z"; got != want {
@@ -140,7 +141,7 @@ func TestBatchConnWriteError(t *testing.T) {
 	raw := newGatedConn()
 	bc := newBatchConn(raw)
 	bc.Write([]byte("a"))
-	recv(t, raw.entered, "the first write")
+	testwait.Recv(t, raw.entered, "the first write")
 	bc.Write([]byte("b")) // queued behind the write that fails: dropped
 	boom := errors.New("boom")
 	raw.release <- boom
@@ -158,14 +159,14 @@ func TestBatchConnClose(t *testing.T) {
 		raw := newGatedConn()
 		bc := newBatchConn(raw)
 		bc.Write([]byte("data"))
-		recv(t, raw.entered, "the first write")
+		testwait.Recv(t, raw.entered, "the first write")
 		bc.Write([]byte("goaway"))
 		closed := make(chan error, 1)
 		go func() { closed <- bc.Close() }()
 		raw.release <- nil
-		recv(t, raw.entered, "the queued write")
+		testwait.Recv(t, raw.entered, "the queued write")
 		raw.release <- nil
-		if err := recv(t, closed, "Close"); err != nil {
+		if err := testwait.Recv(t, closed, "Close"); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		if got, want := strings.Join(raw.writes(), "|"), "data|goaway"; got != want {
@@ -179,12 +180,12 @@ func TestBatchConnClose(t *testing.T) {
 		raw := newGatedConn()
 		bc := newBatchConn(raw)
 		bc.Write([]byte("stuck"))
-		recv(t, raw.entered, "the write")
+		testwait.Recv(t, raw.entered, "the write")
 		start := time.Now()
 		closed := make(chan error, 1)
 		go func() { closed <- bc.Close() }()
-		recv(t, closed, "Close")
-		if d := time.Since(start); d > batchCloseWait+testTimeout/2 {
+		testwait.Recv(t, closed, "Close")
+		if d := time.Since(start); d > batchCloseWait+testwait.Timeout/2 {
 			t.Errorf("Close took %v; want about %v", d, batchCloseWait)
 		}
 	})
@@ -196,7 +197,7 @@ func TestBatchConnPrime(t *testing.T) {
 	bc := newBatchConn(raw)
 	bc.prime("101|")
 	bc.Write([]byte("SETTINGS"))
-	recv(t, raw.entered, "the first write")
+	testwait.Recv(t, raw.entered, "the first write")
 	raw.release <- nil
 	bc.idle(t)
 	if got, want := strings.Join(raw.writes(), "/"), "101|SETTINGS"; got != want {
@@ -209,9 +210,9 @@ func TestBatchConnPrime(t *testing.T) {
 	bc.prime("101|")
 	closed := make(chan error, 1)
 	go func() { closed <- bc.Close() }()
-	recv(t, raw.entered, "the write of the primed bytes")
+	testwait.Recv(t, raw.entered, "the write of the primed bytes")
 	raw.release <- nil
-	recv(t, closed, "Close")
+	testwait.Recv(t, closed, "Close")
 	if got, want := strings.Join(raw.writes(), "/"), "101|"; got != want {
 		t.Errorf("writes before close: got %q; want %q", got, want)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/h2cgw/h2cgw/internal/testwait"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
@@ -120,7 +121,7 @@ func TestHijackFailed(t *testing.T) {
 		t.Fatalf("got %s %s; want HTTP/1.1 200", resp.Proto, resp.Status)
 	}
 	waitFor(t, "hijack_failed decline", func() bool { return events.has(EventUpgradeDeclined, ReasonHijackFailed) })
-	if s := recv(t, rec.arrived, "the request"); s.BodyLen != 5 || s.Proto != "HTTP/1.1" {
+	if s := testwait.Recv(t, rec.arrived, "the request"); s.BodyLen != 5 || s.Proto != "HTTP/1.1" {
 		t.Errorf("handler saw %s with %d body bytes; want HTTP/1.1 with 5", s.Proto, s.BodyLen)
 	}
 }

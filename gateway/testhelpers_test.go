@@ -403,18 +403,3 @@ func expectClosed(t *testing.T, c net.Conn, br io.Reader, within time.Duration) 
 }
 
 var _ = context.Background
-
-// testTimeout bounds each wait of a test.
-const testTimeout = 5 * time.Second
-
-// recv receives from ch, failing the test after testTimeout.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/h2cgw/h2cgw/internal/testwait"
 )
 
 // fakeClock is a clock the test moves; safe for concurrent use.
@@ -242,7 +244,7 @@ func TestProxyRetriesIdempotent(t *testing.T) {
 			} else if got := res.Header.Get("X-Got-Body"); got != tt.body {
 				t.Errorf("body at the second upstream: got %q; want %q", got, tt.body)
 			}
-			if got := waitFor(t, notes, "the note"); got != wantNote {
+			if got := testwait.Recv(t, notes, "the note"); got != wantNote {
 				t.Errorf("Note.Upstream: got %q; want %q", got, wantNote)
 			}
 			if got, want := errs.list(), []string{refused.name + " refused"}; !equalStrings(got, want) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/testwait"
 	"golang.org/x/net/http2"
 )
 
@@ -192,7 +193,7 @@ func TestProxyTimeout(t *testing.T) {
 			if got, want := errs.list(), []string{up.name + " timeout"}; !equalStrings(got, want) {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
-			waitFor(t, abandoned, "the upstream request to be abandoned")
+			testwait.Recv(t, abandoned, "the upstream request to be abandoned")
 		})
 	}
 }
@@ -224,15 +225,15 @@ func TestProxyClientCanceled(t *testing.T) {
 				}
 				done <- err
 			}()
-			waitFor(t, arrived, "the request to reach the upstream")
+			testwait.Recv(t, arrived, "the request to reach the upstream")
 			cancel()
-			if err := waitFor(t, done, "the client to return"); !errors.Is(err, context.Canceled) {
+			if err := testwait.Recv(t, done, "the client to return"); !errors.Is(err, context.Canceled) {
 				t.Errorf("client: got %v; want context.Canceled", err)
 			}
-			if got, want := waitFor(t, errs.ch, "OnUpstreamError"), up.name+" canceled"; got != want {
+			if got, want := testwait.Recv(t, errs.ch, "OnUpstreamError"), up.name+" canceled"; got != want {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
-			waitFor(t, abandoned, "the upstream request to be abandoned")
+			testwait.Recv(t, abandoned, "the upstream request to be abandoned")
 		})
 	}
 }
@@ -295,7 +296,7 @@ func TestProxyUnsolicited101(t *testing.T) {
 			if want := "502 Bad Gateway: upstream switched protocols unasked\n"; body != want {
 				t.Errorf("body: got %q; want %q", body, want)
 			}
-			waitFor(t, dropped, "the upstream connection to be dropped")
+			testwait.Recv(t, dropped, "the upstream connection to be dropped")
 			if res, _ := f.get(t, "/next"); res.StatusCode != http.StatusOK {
 				t.Errorf("next request: got %d; want 200", res.StatusCode)
 			}
@@ -400,7 +401,7 @@ func TestProxyResetMidResponse(t *testing.T) {
 			if b, err := io.ReadAll(res.Body); err == nil {
 				t.Errorf("body: got %q and no error; want the response cut short", b)
 			}
-			if got, want := waitFor(t, errs.ch, "OnUpstreamError"), up.name+" reset"; got != want {
+			if got, want := testwait.Recv(t, errs.ch, "OnUpstreamError"), up.name+" reset"; got != want {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 			}
 		})

@@ -18,12 +18,13 @@ import (
 
 	"github.com/h2cgw/h2cgw/gateway"
 	"github.com/h2cgw/h2cgw/internal/errlog"
+	"github.com/h2cgw/h2cgw/internal/testwait"
 	"github.com/rs/zerolog"
 )
 
 // testTimeout bounds every wait in these tests, so that a failure is a
 // failure and not a hang.
-const testTimeout = 5 * time.Second
+const testTimeout = testwait.Timeout
 
 // testUpstream is an upstream server on loopback.
 type testUpstream struct {
@@ -435,16 +436,4 @@ func withNote(h http.Handler, report func(upstream string)) http.Handler {
 		h.ServeHTTP(w, r.WithContext(ctx))
 		report(n.Upstream)
 	})
-}
-
-// waitFor receives from ch within the test deadline.
-func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
 }

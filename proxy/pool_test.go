@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/h2cgw/h2cgw/internal/testwait"
 )
 
 // TestProxyCapsUpstreamConns: past MaxConnsPerHost requests in flight to an
@@ -47,7 +49,7 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 		res.Body.Close()
 		first <- res.StatusCode
 	}()
-	waitFor(t, arrived, "the first request at the upstream")
+	testwait.Recv(t, arrived, "the first request at the upstream")
 
 	res, body := f.get(t, "/queued")
 	if res.StatusCode != http.StatusGatewayTimeout {
@@ -56,12 +58,12 @@ func TestProxyCapsUpstreamConns(t *testing.T) {
 	if got := seen.Load(); got != 1 {
 		t.Errorf("requests that reached the upstream: got %d; want 1 (the second waited for a connection)", got)
 	}
-	if got, want := waitFor(t, errs.ch, "OnUpstreamError"), up.name+" timeout"; got != want {
+	if got, want := testwait.Recv(t, errs.ch, "OnUpstreamError"), up.name+" timeout"; got != want {
 		t.Errorf("OnUpstreamError: got %q; want %q", got, want)
 	}
 
 	close(release)
-	if got := waitFor(t, first, "the first request"); got != http.StatusOK {
+	if got := testwait.Recv(t, first, "the first request"); got != http.StatusOK {
 		t.Errorf("first request: got %d; want 200", got)
 	}
 	// The slot came back with the first response: the next request goes
@@ -132,11 +134,11 @@ func TestProxyH2CNoChurn(t *testing.T) {
 		}()
 	}
 	for range n {
-		waitFor(t, arrived, "the requests at the upstream")
+		testwait.Recv(t, arrived, "the requests at the upstream")
 	}
 	close(gate)
 	for range n {
-		if err := waitFor(t, done, "the first round"); err != nil {
+		if err := testwait.Recv(t, done, "the first round"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -168,7 +170,7 @@ func concurrentGets(t *testing.T, f *front, n int) {
 		go func() { errs <- get(f, "/") }()
 	}
 	for range n {
-		if err := waitFor(t, errs, "the requests"); err != nil {
+		if err := testwait.Recv(t, errs, "the requests"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/h2cgw/h2cgw/internal/testwait"
 )
 
 // TestProxyStreamsBodies: a 1 MiB request body of unknown length reaches the
@@ -77,7 +79,7 @@ func TestProxyFlushesStreamingResponse(t *testing.T) {
 					line, _ := bufio.NewReader(res.Body).ReadString('\n')
 					got <- line
 				}()
-				if line := waitFor(t, got, "the first event"); line != "data: first\n" {
+				if line := testwait.Recv(t, got, "the first event"); line != "data: first\n" {
 					t.Fatalf("first line: got %q; want %q", line, "data: first\n")
 				}
 				close(release)
@@ -162,12 +164,12 @@ func TestProxyReusesConnections(t *testing.T) {
 				}
 				conns := map[string]bool{}
 				for range n {
-					conns[waitFor(t, arrived, "the requests to arrive")] = true
+					conns[testwait.Recv(t, arrived, "the requests to arrive")] = true
 				}
 				close(release)
 				for range n {
-					waitFor(t, served, "the proxy to finish")
-					if err := waitFor(t, errs, "the client"); err != nil {
+					testwait.Recv(t, served, "the proxy to finish")
+					if err := testwait.Recv(t, errs, "the client"); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/testwait"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -171,7 +172,7 @@ func TestProxyWebSocketTunnelEndsInGrace(t *testing.T) {
 	default:
 	}
 	c.Close()
-	if err := waitFor(t, done, "Shutdown"); err != nil {
+	if err := testwait.Recv(t, done, "Shutdown"); err != nil {
 		t.Errorf("Shutdown: %v; want nil once the tunnel ended", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
