@@ -32,9 +32,9 @@ fmt-check:
 # http2legacy build tag, which selects x/net's own HTTP/2 server there.
 unit:
 	@set -e; for tc in $(TOOLCHAINS); do echo "== unit tests ($$tc)"; \
-		GOTOOLCHAIN=$$tc go test -race -count=1 ./settings/... ./gateway/... ./proxy/... ./internal/... ./cmd/... ./bench/...; done
+		GOTOOLCHAIN=$$tc go test -race -count=1 -timeout 5m ./settings/... ./gateway/... ./proxy/... ./internal/... ./cmd/... ./bench/...; done
 	@echo "== gateway and proxy unit tests ($(GO_NEW), -tags http2legacy)"
-	GOTOOLCHAIN=$(GO_NEW) go test -race -count=1 -tags http2legacy ./gateway/... ./proxy/...
+	GOTOOLCHAIN=$(GO_NEW) go test -race -count=1 -timeout 5m -tags http2legacy ./gateway/... ./proxy/...
 
 # The library and the binary build for darwin and windows too (linux is
 # built by vet and the tests), on both toolchains: internal/readahead has a

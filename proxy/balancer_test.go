@@ -302,7 +302,7 @@ func TestProxyTakesOutFailingUpstream(t *testing.T) {
 	back.Listener.Close()
 	back.Listener = l2
 	back.Start()
-	t.Cleanup(back.Close)
+	closeAtEnd(t, back)
 	clock.advance(failTimeout)
 	var bodies []string
 	for range 2 {

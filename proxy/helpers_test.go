@@ -26,6 +26,27 @@ import (
 // failure and not a hang.
 const testTimeout = testwait.Timeout
 
+// closeAtEnd closes s when the test ends, within testTimeout. httptest's
+// Close waits for every request in flight, so a handler the test left
+// blocked would otherwise hang the whole package until go test's own
+// timeout, whose goroutine dump names no test. Past testTimeout it fails
+// the test that left the request behind and cuts the connections.
+func closeAtEnd(t *testing.T, s *httptest.Server) {
+	t.Helper()
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { s.Close(); close(done) }()
+		select {
+		case <-done:
+			return
+		case <-time.After(testTimeout):
+		}
+		t.Errorf("test server %s: a request was still in flight %v after the test; cutting its connections", s.URL, testTimeout)
+		s.CloseClientConnections()
+		<-done
+	})
+}
+
 // testUpstream is an upstream server on loopback.
 type testUpstream struct {
 	// url is what Config.Upstreams takes: http://… or h2c://….
@@ -85,7 +106,7 @@ func startUpstreamConfig(t *testing.T, h http.Handler, h2c bool, configure func(
 		configure(s.Config)
 	}
 	s.Start()
-	t.Cleanup(s.Close)
+	closeAtEnd(t, s)
 	addr := s.Listener.Addr().String()
 	u := &testUpstream{url: "http://" + addr, name: "http://" + addr, accepts: n}
 	if h2c {
@@ -236,7 +257,7 @@ func startH1Front(t *testing.T, h http.Handler) *front {
 	s := httptest.NewUnstartedServer(h)
 	s.Config.ErrorLog = errlog.New(testLogger(t))
 	s.Start()
-	t.Cleanup(s.Close)
+	closeAtEnd(t, s)
 	tr := &http.Transport{DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &front{url: s.URL, addr: s.Listener.Addr().String(), client: &http.Client{Transport: tr}}
@@ -285,7 +306,7 @@ func startH2CFront(t *testing.T, h http.Handler) *front {
 	s.Config.Protocols = &sp
 	s.Config.ErrorLog = errlog.New(testLogger(t))
 	s.Start()
-	t.Cleanup(s.Close)
+	closeAtEnd(t, s)
 	var cp http.Protocols
 	cp.SetUnencryptedHTTP2(true)
 	tr := &http.Transport{Protocols: &cp, DisableCompression: true}

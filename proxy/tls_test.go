@@ -23,7 +23,7 @@ func startTLSUpstream(t *testing.T, h2 bool) (*httptest.Server, *x509.CertPool) 
 	}))
 	srv.EnableHTTP2 = h2
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	closeAtEnd(t, srv)
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	return srv, roots
