@@ -184,14 +184,19 @@ func (p *h2cPool) dial(addr string, h *h2cHost, d *h2cDial) {
 		c = &h2cConn{cc: cc}
 		settle := func() {
 			if c.settled.CompareAndSwap(false, true) {
-				p.mu.Lock()
-				p.notifyLocked(h)
-				p.mu.Unlock()
+				// Not under the hook's call: net/http runs the hook
+				// synchronously inside ClientConn methods (Reserve,
+				// Close) that reserve and CloseIdleConnections call
+				// with mu held.
+				go func() {
+					p.mu.Lock()
+					p.notifyLocked(h)
+					p.mu.Unlock()
+				}()
 			}
 		}
 		// Called when the SETTINGS frame (or a finished request) changes
-		// the connection's free streams; SetStateHook may call it at
-		// once, so mu is not held here.
+		// the connection's free streams.
 		cc.SetStateHook(func(*http.ClientConn) { settle() })
 		time.AfterFunc(h2cSettleTime, settle)
 	}

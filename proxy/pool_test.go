@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,4 +201,26 @@ type statusError struct {
 
 func (e *statusError) Error() string {
 	return "got " + http.StatusText(e.code) + " " + e.body + "; want 200 ok"
+}
+
+// TestProxyH2CFirstRequests: the first requests on new h2c connections,
+// sent while the upstream's SETTINGS may be arriving, all complete. net/http
+// runs a ClientConn's state hook synchronously inside Reserve; the pool's
+// hook once took the pool's lock that Reserve is called under, and a first
+// request hung for good whenever the SETTINGS won that race.
+func TestProxyH2CFirstRequests(t *testing.T) {
+	up := startH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	for i := range 300 {
+		p, _ := newProxy(t, Config{}, up)
+		done := make(chan int, 1)
+		go func() {
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://front.test/", nil))
+			done <- w.Code
+		}()
+		if code := testwait.Recv(t, done, "a first request on a new connection"); code != http.StatusOK {
+			t.Fatalf("request %d: status %d; want 200", i, code)
+		}
+		p.Close()
+	}
 }
