@@ -37,6 +37,9 @@ type batchConn struct {
 	queue    *[]byte
 	flushing bool
 	err      error
+	// scan, when not nil, follows the frames written (frameguard.go). Guarded
+	// by mu.
+	scan *frameScan
 }
 
 const (
@@ -76,12 +79,56 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	if c.queue == nil {
 		c.queue = batchBuffers.Get().(*[]byte)
 	}
+	start := len(*c.queue)
 	*c.queue = append(*c.queue, p...)
+	if s := c.scan; s != nil {
+		for off := start; ; {
+			off += s.scan((*c.queue)[off:])
+			if s.pending != nil && s.atBoundary() {
+				off += c.insertPendingLocked(off)
+			}
+			if off >= len(*c.queue) {
+				break
+			}
+		}
+	}
 	if !c.flushing {
 		c.flushing = true
 		go c.flush()
 	}
 	return len(p), nil
+}
+
+// queueFrame queues f, a whole frame of the gateway's own, at the next
+// frame boundary of the server's writes, and calls done once it is queued.
+func (c *batchConn) queueFrame(f []byte, done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scan.pending, c.scan.done = f, done
+	if !c.scan.atBoundary() || c.err != nil {
+		return // queued by the Write that ends the frame; lost after an error
+	}
+	if c.queue == nil {
+		c.queue = batchBuffers.Get().(*[]byte)
+	}
+	c.insertPendingLocked(len(*c.queue))
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// insertPendingLocked puts the scanner's pending frame in the queue at off,
+// a frame boundary, and returns its length.
+func (c *batchConn) insertPendingLocked(off int) int {
+	f := c.scan.pending
+	*c.queue = append((*c.queue)[:off], append(f, (*c.queue)[off:]...)...)
+	c.scan.pending = nil
+	if c.scan.done != nil {
+		c.scan.done()
+		c.scan.done = nil
+	}
+	return len(f)
 }
 
 // flush writes the queue until it stays empty, then ends.
@@ -141,6 +188,10 @@ func (c *batchConn) Close() error {
 	if c.err == nil {
 		c.err = net.ErrClosed
 	}
+	calm := c.scan != nil && c.scan.guard.isCalm()
 	c.mu.Unlock()
+	if calm {
+		c.scan.guard.linger()
+	}
 	return c.Conn.Close()
 }

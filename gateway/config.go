@@ -54,6 +54,38 @@ type Config struct {
 	// listen backlog until one closes. Zero means no cap.
 	MaxConnections int
 
+	// MemoryBudget bounds the memory the gateway holds on clients' behalf,
+	// across all its connections: buffered upgrade bodies, and the decoded
+	// request headers of HTTP/2 streams not yet answered (README
+	// "Security"). Past it an upgrade with a body is declined ("memory")
+	// and served on HTTP/1.1, new HTTP/2 streams get REFUSED_STREAM (safe
+	// to retry, RFC 9113 §8.7), and Serve stops accepting, until what is
+	// held falls under 7/8 of it. Zero means half the Go runtime's memory
+	// limit (GOMEMLIMIT; the binary sets it from the container's limit),
+	// or no budget when there is no limit; NoMemoryBudget (any negative
+	// value) means no budget.
+	MemoryBudget int64
+
+	// MaxHeaderFields caps the header field lines of a request, HTTP/1.1
+	// or HTTP/2, counted as Go 1.27's http.Server.MaxHeaderValueCount
+	// counts them: each line once, and each name a Trailer field declares.
+	// A request past it is answered 431 without reaching the handler.
+	// Zero means DefaultMaxHeaderFields.
+	MaxHeaderFields int
+
+	// GlitchLimit bounds, per HTTP/2 connection, the streams reset before
+	// their response was complete (by the client, or by the server for the
+	// client's protocol errors: "MadeYouReset", CVE-2025-8671) within
+	// GlitchWindow. A connection past it is ended with GOAWAY
+	// ENHANCE_YOUR_CALM (RFC 9113 §5.4.1), as nghttp2 and HAProxy do. Zero
+	// means DefaultGlitchLimit; NoGlitchLimit (any negative value) means no
+	// limit.
+	GlitchLimit int
+
+	// GlitchWindow is the period GlitchLimit counts over. Zero means
+	// DefaultGlitchWindow.
+	GlitchWindow time.Duration
+
 	// The fields below configure the http.Server and http2.Server that [New]
 	// builds; [Configure] takes them from the caller's http.Server instead,
 	// except the HTTP/2 ones, which it applies when they are non-zero.
@@ -105,7 +137,18 @@ const (
 	DefaultMaxReadFrameSize uint32 = 16384
 	// DefaultWindow is both the stream and the connection window.
 	DefaultWindow int32 = 1 << 20
+	// DefaultMaxHeaderFields is below Go 1.27's DefaultMaxHeaderValueCount
+	// (500): browsers send about 20 fields, gRPC a few more.
+	DefaultMaxHeaderFields = 200
+	DefaultGlitchLimit     = 100
+	DefaultGlitchWindow    = 10 * time.Second
 )
+
+// NoMemoryBudget, as Config.MemoryBudget, turns the memory budget off.
+const NoMemoryBudget int64 = -1
+
+// NoGlitchLimit, as Config.GlitchLimit, turns the glitch limit off.
+const NoGlitchLimit = -1
 
 // NoUpgradeBody, as Config.MaxUpgradeBody, upgrades only requests without a
 // body: one with a body is served on HTTP/1.1. The binary's
@@ -134,6 +177,11 @@ func (c *Config) maxConcurrentStreams() uint32 {
 }
 func (c *Config) maxReadFrameSize() uint32 {
 	return cmp.Or(c.MaxReadFrameSize, DefaultMaxReadFrameSize)
+}
+func (c *Config) maxHeaderFields() int { return cmp.Or(c.MaxHeaderFields, DefaultMaxHeaderFields) }
+func (c *Config) glitchLimit() int     { return cmp.Or(c.GlitchLimit, DefaultGlitchLimit) }
+func (c *Config) glitchWindow() time.Duration {
+	return cmp.Or(c.GlitchWindow, DefaultGlitchWindow)
 }
 func (c *Config) streamWindow() int32 { return cmp.Or(c.StreamWindow, DefaultWindow) }
 func (c *Config) connWindow() int32   { return cmp.Or(c.ConnWindow, DefaultWindow) }

@@ -27,6 +27,14 @@ const (
 	// EventHTTP2Error: the HTTP/2 server counted an error; Reason is its
 	// own error type (http.HTTP2Config.CountError).
 	EventHTTP2Error
+	// EventRefused: a limit turned work away (README "Security"). Reason
+	// says which; Request is the request refused, when there is one.
+	EventRefused
+	// EventOverloadStart: a resource's limit was reached and the gateway
+	// began shedding work. Resource names it.
+	EventOverloadStart
+	// EventOverloadEnd: the resource is back under its limit.
+	EventOverloadEnd
 )
 
 var eventKindNames = [...]string{
@@ -37,6 +45,9 @@ var eventKindNames = [...]string{
 	EventUpgradeRejected: "upgrade_rejected",
 	EventProtocolError:   "protocol_error",
 	EventHTTP2Error:      "http2_error",
+	EventRefused:         "refused",
+	EventOverloadStart:   "overload_start",
+	EventOverloadEnd:     "overload_end",
 }
 
 // String returns the kind's snake_case name.
@@ -52,8 +63,10 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind   EventKind
 	Path   EntryPath // the connection's entry path, when known
-	Reason Reason    // why, for declines, rejections and errors
-	Err    error     // detail, when there is one
+	Reason Reason    // why, for declines, rejections, refusals and errors
+	// Resource is what an EventOverloadStart or EventOverloadEnd is of.
+	Resource Resource
+	Err      error // detail, when there is one
 
 	// Status is the status of a response the gateway wrote itself instead
 	// of the wrapped handler (a rejection, a misplaced preface, an

@@ -28,6 +28,10 @@ type Gateway struct {
 	log  zerolog.Logger
 
 	conns tracker
+	// budget is the memory budget (budget.go); refuseToken marks the
+	// streams the guard refused (frameguard.go).
+	budget      *budget
+	refuseToken string
 	// infos maps each open, not hijacked connection to its connInfo, so
 	// ConnState can report its end with its entry path.
 	infos sync.Map // net.Conn → *connInfo
@@ -84,7 +88,8 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	if next == nil {
 		next = http.DefaultServeMux
 	}
-	g := &Gateway{cfg: cfg, next: next, hs: hs, log: cfg.Logger}
+	g := &Gateway{cfg: cfg, next: next, hs: hs, log: cfg.Logger, refuseToken: newRefuseToken()}
+	g.budget = newBudget(cfg.memoryBudget(), g.overload)
 	// The HTTP/2 limits go through net/http's documented HTTP2Config, which
 	// both HTTP/2 implementations read (x/net config.go; net/http
 	// http2.go, mergeHTTP2Config): the caller's non-zero values win.
@@ -96,6 +101,7 @@ func Configure(hs *http.Server, cfg Config) (*Gateway, error) {
 	// net/http answers "OPTIONS *" itself unless told not to, and
 	// "nghttp -u" upgrades with exactly that request (http.Server.DisableGeneralOptionsHandler).
 	hs.DisableGeneralOptionsHandler = true
+	leaveHeaderCountToGateway(hs)
 
 	// Prior knowledge is the gateway's own (priorknowledge.go): net/http's
 	// HTTP/1.1 parser hands the preface's "PRI * HTTP/2.0" to the handler,
@@ -176,6 +182,9 @@ func (g *Gateway) Serve(l net.Listener) error {
 		// The cap counts a connection until it is closed, whoever
 		// closes it: net/http, the HTTP/2 server, or the gateway after a hijack.
 		l = netutil.LimitListener(l, n)
+	}
+	if g.budget.limit > 0 {
+		l = &budgetListener{Listener: l, g: g, closed: make(chan struct{})}
 	}
 	return g.hs.Serve(l)
 }

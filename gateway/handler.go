@@ -4,8 +4,10 @@ package gateway
 // the gateway answers itself (README "What each input gets").
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -15,6 +17,9 @@ import (
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
 	pri := isH1PRI(w, r)
+	if !g.headerFieldsOK(w, r) {
+		return
+	}
 	if r.ProtoMajor == 2 && !pri {
 		// net/http handed the connection to its HTTP/2 server: ALPN "h2"
 		// on a caller's TLS server. Cleartext HTTP/2 connections, upgraded
@@ -61,6 +66,13 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return // answered by readUpgradeBody
 	}
 	if reason != "" {
+		if reason == ReasonMemory {
+			g.refuse(r, ReasonMemoryUpgrade, r.RemoteAddr)
+		}
+		// net/http closes the body it made, not this one: close it here,
+		// once the handler is done with it, to give its memory back.
+		defer body.Close()
+		r.Body = body
 		g.decline(w, r, reason, nil)
 		return
 	}
@@ -106,4 +118,43 @@ func (g *Gateway) serveHTTP2(w http.ResponseWriter, r *http.Request, path EntryP
 		return
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// headerFieldsOK answers 431 (RFC 6585 §5) for a request with more header
+// field lines than Config.MaxHeaderFields, and reports whether it did not.
+// The count is Go 1.27's http.Server.MaxHeaderValueCount's: every line,
+// and every name a Trailer field declares (each stands for a field to come,
+// and the server makes room for it). The gateway counts on both toolchains,
+// so the answer is the same on both (headercount_go127.go keeps Go 1.27's
+// own count from answering first).
+func (g *Gateway) headerFieldsOK(w http.ResponseWriter, r *http.Request) bool {
+	limit := g.cfg.maxHeaderFields()
+	n := 0
+	for k, vs := range r.Header {
+		if k != "Trailer" {
+			n += len(vs)
+			continue
+		}
+		for _, v := range vs {
+			n += strings.Count(v, ",") + 1
+		}
+	}
+	if _, ok := r.Header["Trailer"]; !ok {
+		// The HTTP/2 servers move the declarations to r.Trailer.
+		n += len(r.Trailer)
+	}
+	if n <= limit {
+		return true
+	}
+	path := PathH1
+	if r.ProtoMajor == 2 {
+		path = PathH2
+		if ci := connInfoFrom(r.Context()); ci != nil {
+			path = cmp.Or(ci.entryPath(), path)
+		}
+	}
+	g.answer(w, r, Event{Kind: EventRefused, Path: path, Reason: ReasonHeaderFields,
+		Err: fmt.Errorf("%d header fields; the limit is %d", n, limit)},
+		http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
+	return false
 }

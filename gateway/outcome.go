@@ -81,3 +81,24 @@ func (g *Gateway) protocolErrorFrom(remote string, path EntryPath, reason Reason
 	ev.Msg("protocol error")
 	g.emit(Event{Kind: EventProtocolError, Path: path, Reason: reason, Err: err})
 }
+
+// refuse reports work a limit turned away (README "Security"): r is the
+// request refused, when there is one.
+func (g *Gateway) refuse(r *http.Request, reason Reason, remote string) {
+	g.log.Debug().Str("reason", string(reason)).Str("remote", remote).Msg("refused")
+	g.emit(Event{Kind: EventRefused, Reason: reason, Request: r})
+}
+
+// overload reports the memory budget's transitions, once each, at warn
+// level: an operator alerts on them (README "Security").
+func (g *Gateway) overload(over bool) {
+	if over {
+		g.log.Warn().Str("resource", string(ResourceMemory)).Int64("budget", g.budget.limit).
+			Msg("memory budget exhausted: refusing upgrade bodies and new streams, pausing accept")
+		g.emit(Event{Kind: EventOverloadStart, Resource: ResourceMemory})
+		return
+	}
+	g.log.Warn().Str("resource", string(ResourceMemory)).Int64("budget", g.budget.limit).
+		Int64("held", g.budget.used.Load()).Msg("memory budget recovered")
+	g.emit(Event{Kind: EventOverloadEnd, Resource: ResourceMemory})
+}

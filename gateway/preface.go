@@ -52,6 +52,8 @@ type upgradedConn struct {
 	// onFirstWriteError reports a failure of the first write, which
 	// carries the 101 (serveUpgraded primes the batch with it).
 	onFirstWriteError func(error)
+	// guard follows the frames after the preface (frameguard.go).
+	guard *connGuard
 }
 
 // notSettingsFrame is a PING frame (RFC 9113 §6.7) with an all-zero opaque
@@ -70,6 +72,9 @@ func (c *upgradedConn) Read(p []byte) (int, error) {
 		if c.rejected != nil {
 			return c.readRejected(p)
 		}
+	}
+	if c.guard != nil {
+		return c.guard.read(p, c.read)
 	}
 	return c.read(p)
 }

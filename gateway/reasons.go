@@ -23,6 +23,10 @@ const (
 	ReasonConnect Reason = "connect"
 	// ReasonBodyTooLarge: the body does not fit the upgrade body limit.
 	ReasonBodyTooLarge Reason = "body_too_large"
+	// ReasonMemory: the gateway's memory budget (Config.MemoryBudget)
+	// cannot take the upgrade body; the request is served on HTTP/1.1 with
+	// its body streamed.
+	ReasonMemory Reason = "memory"
 	// ReasonDisabled: upgrades are switched off.
 	ReasonDisabled Reason = "disabled"
 	// ReasonHijackFailed: the connection could not be taken from net/http
@@ -60,6 +64,34 @@ const (
 	ReasonUpgradeBody Reason = "upgrade_body"
 )
 
+// Refusal reasons (README "Security"), reported with [EventRefused]: work a
+// limit turned away.
+const (
+	// ReasonMemoryUpgrade: an upgrade with a body was declined, the memory
+	// budget being exhausted (the decline itself is reported as
+	// ReasonMemory).
+	ReasonMemoryUpgrade Reason = "memory_upgrade"
+	// ReasonMemoryStream: a new HTTP/2 stream got REFUSED_STREAM, the memory
+	// budget being exhausted.
+	ReasonMemoryStream Reason = "memory_stream"
+	// ReasonMemoryAccept: Serve paused accepting connections, the memory
+	// budget being exhausted; reported once per pause.
+	ReasonMemoryAccept Reason = "memory_accept"
+	// ReasonHeaderFields: a request had more header fields than
+	// Config.MaxHeaderFields and was answered 431.
+	ReasonHeaderFields Reason = "header_fields"
+	// ReasonGlitches: an HTTP/2 connection passed Config.GlitchLimit and
+	// was ended with GOAWAY ENHANCE_YOUR_CALM.
+	ReasonGlitches Reason = "glitches"
+)
+
+// Resource names what an overload is of, in [EventOverloadStart] and
+// [EventOverloadEnd].
+type Resource string
+
+// ResourceMemory: the memory budget (Config.MemoryBudget).
+const ResourceMemory Resource = "memory"
+
 // DeclineReasons returns every reason an upgrade may be declined with
 // ([EventUpgradeDeclined]), in the order of README "What each input gets".
 // It is the list metrics and tests enumerate.
@@ -67,12 +99,21 @@ func DeclineReasons() []Reason {
 	return []Reason{
 		ReasonDisabled, ReasonHTTP10, ReasonTLS, ReasonConnect, ReasonNoConnectionToken,
 		ReasonMissingSettings, ReasonDuplicateSettings, ReasonBadSettings, ReasonShutdown,
-		ReasonBodyTooLarge, ReasonHijackFailed,
+		ReasonBodyTooLarge, ReasonMemory, ReasonHijackFailed,
 	}
 }
 
 // RejectReasons returns every reason of an [EventUpgradeRejected].
 func RejectReasons() []Reason { return []Reason{ReasonUpgradeOnHTTP2} }
+
+// RefuseReasons returns every reason of an [EventRefused].
+func RefuseReasons() []Reason {
+	return []Reason{ReasonMemoryUpgrade, ReasonMemoryStream, ReasonMemoryAccept, ReasonHeaderFields, ReasonGlitches}
+}
+
+// OverloadResources returns every resource of [EventOverloadStart] and
+// [EventOverloadEnd].
+func OverloadResources() []Resource { return []Resource{ResourceMemory} }
 
 // ProtocolErrorReasons returns every reason of an [EventProtocolError].
 func ProtocolErrorReasons() []Reason {

@@ -9,7 +9,7 @@ import (
 
 // TestReasonListsComplete keeps the lists of reasons.go the one source of
 // truth: every Reason constant declared there is in exactly one of
-// DeclineReasons, RejectReasons and ProtocolErrorReasons, so that metrics
+// DeclineReasons, RejectReasons, ProtocolErrorReasons and RefuseReasons, so that metrics
 // and tests that enumerate them miss none.
 func TestReasonListsComplete(t *testing.T) {
 	f, err := parser.ParseFile(token.NewFileSet(), "reasons.go", nil, 0)
@@ -37,7 +37,7 @@ func TestReasonListsComplete(t *testing.T) {
 		t.Fatalf("found %d Reason constants in reasons.go; the parse is wrong", len(declared))
 	}
 	seen := map[Reason]int{}
-	for _, list := range [][]Reason{DeclineReasons(), RejectReasons(), ProtocolErrorReasons()} {
+	for _, list := range [][]Reason{DeclineReasons(), RejectReasons(), ProtocolErrorReasons(), RefuseReasons()} {
 		for _, r := range list {
 			seen[r]++
 		}

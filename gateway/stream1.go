@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 
 	"github.com/h2cgw/h2cgw/internal/hopbyhop"
@@ -20,17 +18,17 @@ import (
 // passes the HTTP/1.1 request on unchanged), so the HTTP/2 view is built
 // here: the proto fields, and the header without the connection-specific
 // fields that HTTP/2 forbids (RFC 9113 §8.2.2).
-func stream1Request(r *http.Request, body []byte) *http.Request {
+func stream1Request(r *http.Request, body *heldBody) *http.Request {
 	r1 := r.Clone(r.Context())
 	r1.Proto, r1.ProtoMajor, r1.ProtoMinor = "HTTP/2.0", 2, 0
 	hopbyhop.Strip(r1.Header)
 	r1.TransferEncoding = nil
 	r1.Close = false
-	r1.ContentLength = int64(len(body))
-	if len(body) == 0 {
+	r1.ContentLength = body.len()
+	if r1.ContentLength == 0 {
 		r1.Body = http.NoBody
 	} else {
-		r1.Body = io.NopCloser(bytes.NewReader(body))
+		r1.Body = body
 	}
 	return r1
 }
@@ -52,6 +50,14 @@ type streamHandler struct {
 }
 
 func (sh streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if sh.g.refusedStream(r) {
+		// Refused by the guard: the stream's reset, INTERNAL_ERROR from
+		// either server, leaves as REFUSED_STREAM (frameguard.go).
+		panic(http.ErrAbortHandler)
+	}
+	if !sh.g.headerFieldsOK(w, r) {
+		return
+	}
 	if r.Context().Value(stream1Key{}) != nil {
 		// Stream 1's context is the one given with the upgrade request,
 		// which neither HTTP/2 implementation cancels when the stream is

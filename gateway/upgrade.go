@@ -7,7 +7,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"time"
@@ -23,14 +22,15 @@ const response101 = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n
 
 // upgrade performs an accepted upgrade: hijack, 101, client preface, then the
 // connection is x/net's, with the original request as stream 1.
-func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, payload settings.Payload, body []byte) {
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, payload settings.Payload, body *heldBody) {
 	var tracked net.Conn
 	if ci != nil {
 		// Track before the hijack so that Shutdown, from here on, waits
 		// for this connection to be registered with the HTTP/2 server before it
 		// broadcasts GOAWAY.
 		if !g.conns.add(ci.conn) {
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			defer body.Close()
+			r.Body = body
 			g.decline(w, r, ReasonShutdown, nil)
 			return
 		}
@@ -43,7 +43,8 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		if tracked != nil {
 			g.conns.remove(tracked, true)
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		defer body.Close()
+		r.Body = body
 		g.decline(w, r, ReasonHijackFailed, err)
 		return
 	}
@@ -58,6 +59,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		if !started {
 			g.conns.remove(conn, true)
 			conn.Close()
+			body.Close()
 		}
 	}()
 
@@ -106,10 +108,15 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	// The 101 opens the batch, so that it leaves in one write(2) with the
 	// server's SETTINGS (RFC 9113 §3.2: the server's first HTTP/2 frame
 	// follows the 101 at once), rather than as a segment of its own.
-	go g.serveHTTP2Conn(ctx, conn, uc, PathUpgrade, response101, &http2.ServeConnOpts{
-		UpgradeRequest: first,
-		Settings:       payload,
-	})
+	// The body's memory goes back to the budget as stream 1 reads it, and
+	// what is left when the connection ends (a handler that never read it).
+	go func() {
+		defer body.Close()
+		g.serveHTTP2Conn(ctx, conn, uc, PathUpgrade, response101, &http2.ServeConnOpts{
+			UpgradeRequest: first,
+			Settings:       payload,
+		})
+	}()
 }
 
 // newUpgradedConn wraps a hijacked connection for the HTTP/2 server: reads
@@ -134,8 +141,12 @@ func (g *Gateway) newUpgradedConn(conn net.Conn, remote string, path EntryPath, 
 // its hijack, so Shutdown waits for this goroutine's connection and closes it
 // when the grace period ends.
 func (g *Gateway) serveHTTP2Conn(ctx context.Context, conn net.Conn, uc *upgradedConn, path EntryPath, prime string, opts *http2.ServeConnOpts) {
-	// The server's writes are batched (batchConn); its reads go to uc.
+	// The server's writes are batched (batchConn); its reads go to uc. The
+	// guard follows both.
 	bc := newBatchConn(uc)
+	cg := g.newConnGuard(conn, conn.RemoteAddr().String(), path)
+	cg.bc, bc.scan, uc.guard = bc, &frameScan{guard: cg}, cg
+	defer cg.close()
 	if prime != "" {
 		bc.prime(prime)
 	}
