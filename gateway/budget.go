@@ -159,3 +159,10 @@ func (l *budgetListener) Close() error {
 	l.once.Do(func() { close(l.closed) })
 	return l.Listener.Close()
 }
+
+// MemoryBudget returns the memory budget in force (Config.MemoryBudget, or
+// the default it stands for); 0 means none.
+func (g *Gateway) MemoryBudget() int64 { return g.budget.limit }
+
+// MemoryHeld returns the memory held against the budget now.
+func (g *Gateway) MemoryHeld() int64 { return g.budget.used.Load() }

@@ -67,7 +67,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if reason != "" {
 		if reason == ReasonMemory {
-			g.refuse(r, ReasonMemoryUpgrade, r.RemoteAddr)
+			g.refuse(nil, ReasonMemoryUpgrade, r.RemoteAddr)
 		}
 		// net/http closes the body it made, not this one: close it here,
 		// once the handler is done with it, to give its memory back.

@@ -50,6 +50,15 @@ type Config struct {
 	// DialTimeout bounds connecting to an upstream. Zero means 5s.
 	DialTimeout time.Duration
 
+	// DialRate bounds the new upstream connections per second, all
+	// upstreams together, with bursts of as many: a client that cancels
+	// requests (each cancel costs an HTTP/1.1 connection its life) cannot
+	// turn its resets into a connection storm against the upstreams
+	// (README "Security"). A request waiting to dial gives up when its
+	// client does. Zero means DefaultDialRate; NoDialRate (any negative
+	// value) means no bound.
+	DialRate float64
+
 	// MaxConnsPerHost caps the connections open to each HTTP/1.1 upstream,
 	// which carry one request at a time. HTTP/2 clients bring hundreds of
 	// concurrent streams each: past the cap, a request waits for a
@@ -95,7 +104,12 @@ const (
 	DefaultDialTimeout     = 5 * time.Second
 	DefaultMaxConnsPerHost = 512
 	DefaultFailTimeout     = 10 * time.Second
+	DefaultDialRate        = 256
 )
+
+// NoDialRate, as Config.DialRate, lifts the bound on new upstream
+// connections.
+const NoDialRate = -1
 
 const (
 	// idleConnTimeout closes upstream connections unused this long, as
@@ -134,6 +148,7 @@ type Proxy struct {
 	h2c     *h2cPool        // h2c upstreams: HTTP/2 with prior knowledge
 	tls     *http.Transport // https:// upstreams; nil without one
 	dialer  net.Dialer
+	dials   *dialLimiter // nil: no bound
 	log     zerolog.Logger
 	timeout time.Duration // Config.Timeout, resolved
 	onError func(upstream, cause string)
@@ -173,6 +188,9 @@ func New(cfg Config) (*Proxy, error) {
 
 	p := &Proxy{log: cfg.Logger, onError: cfg.OnUpstreamError, onResponse: cfg.OnUpstreamResponse}
 	p.dialer = net.Dialer{Timeout: cmp.Or(cfg.DialTimeout, DefaultDialTimeout)}
+	if rate := cmp.Or(cfg.DialRate, DefaultDialRate); rate > 0 {
+		p.dials = newDialLimiter(rate)
+	}
 	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
 	p.timeout = timeout
 	maxConns := cfg.MaxConnsPerHost

@@ -15,6 +15,11 @@ import (
 // dial connects to an upstream for either transport. A failure is marked as
 // a dialError: nothing was sent, which makes a retry safe.
 func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if p.dials != nil {
+		if err := p.dials.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
 	c, err := p.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, &dialError{err: err}
@@ -77,6 +82,12 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 // back u's request slot when closed.
 func (p *Proxy) attempt(u *upstream, req *http.Request) (*http.Response, error) {
 	if err := u.acquire(req.Context(), p.timeout); err != nil {
+		return nil, err
+	}
+	if err := req.Context().Err(); err != nil {
+		// The client reset the stream (or left) before the request was
+		// sent: the upstream never hears of it (README "Security").
+		u.release()
 		return nil, err
 	}
 	var h2 *h2cAttempt
