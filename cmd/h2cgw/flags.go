@@ -54,6 +54,13 @@ type config struct {
 	MaxConcurrentStreams uint32
 	MaxConnections       int
 	UpstreamMaxConns     int
+	// The limits of README "Security". MemoryBudget 0 means half the
+	// memory limit; GlitchLimit 0 and UpstreamDialRate 0 mean no limit.
+	MemoryBudget     int64
+	MaxHeaderFields  int
+	GlitchLimit      int
+	GlitchWindow     time.Duration
+	UpstreamDialRate int
 
 	NoUpgrade        bool
 	NoPriorKnowledge bool
@@ -89,6 +96,10 @@ func defaultConfig() config {
 		UpstreamTimeout:      proxy.DefaultTimeout,
 		MaxHeaderBytes:       gateway.DefaultMaxHeaderBytes,
 		MaxConcurrentStreams: gateway.DefaultMaxConcurrentStreams,
+		MaxHeaderFields:      gateway.DefaultMaxHeaderFields,
+		GlitchLimit:          gateway.DefaultGlitchLimit,
+		GlitchWindow:         gateway.DefaultGlitchWindow,
+		UpstreamDialRate:     proxy.DefaultDialRate,
 		LogLevel:             zerolog.InfoLevel,
 		LogFormat:            "json",
 		AccessLog:            true,
@@ -169,7 +180,28 @@ func flagSpecs(c *config) []flagSpec {
 			usage: "advertised SETTINGS_MAX_CONCURRENT_STREAMS of HTTP/2 connections"},
 		{name: "max-connections", arg: "N", value: &countValue{p: &c.MaxConnections},
 			usage: "cap on open client connections, upgraded ones included; past it\n" +
-				"new connections wait in the listen backlog; 0 means no cap"},
+				"new connections wait in the listen backlog; 0 means the\n" +
+				"descriptor limit (RLIMIT_NOFILE) less room for the admin listener\n" +
+				"and upstream connections"},
+		{name: "memory-budget", arg: "BYTES", value: &bytesValue{p: &c.MemoryBudget, min: 0, max: 1 << 50},
+			usage: "memory held for clients (upgrade bodies, decoded headers of\n" +
+				"streams not yet answered) past which upgrades with a body are\n" +
+				"declined, new streams refused and accepting paused; 0 means half\n" +
+				"the memory limit (GOMEMLIMIT, else 90% of the container's), or\n" +
+				"none without a limit"},
+		{name: "max-header-fields", arg: "N", value: &countValue{p: &c.MaxHeaderFields},
+			usage: "header field lines a request may carry, Trailer declarations\n" +
+				"included (more: 431); 0 means " + strconv.Itoa(gateway.DefaultMaxHeaderFields)},
+		{name: "glitch-limit", arg: "N", value: &countValue{p: &c.GlitchLimit},
+			usage: "streams an HTTP/2 connection may have reset before their\n" +
+				"response (by the client, or by the server for its protocol\n" +
+				"errors) per --glitch-window; past it GOAWAY ENHANCE_YOUR_CALM;\n" +
+				"0 means no limit"},
+		{name: "glitch-window", arg: "DURATION", value: &durationValue{p: &c.GlitchWindow},
+			usage: "the period --glitch-limit counts over"},
+		{name: "upstream-dial-rate", arg: "N", value: &countValue{p: &c.UpstreamDialRate},
+			usage: "new upstream connections per second, all upstreams together, in\n" +
+				"bursts of as many; 0 means no bound"},
 		{name: "no-upgrade", value: &boolValue{p: &c.NoUpgrade},
 			usage: "switch off the \"Upgrade: h2c\" path (served on HTTP/1.1 instead)"},
 		{name: "no-prior-knowledge", value: &boolValue{p: &c.NoPriorKnowledge},

@@ -29,6 +29,8 @@ type metrics struct {
 	proxyProtocol  *prometheus.CounterVec
 	upstreamTime   *prometheus.HistogramVec
 	configReloads  *prometheus.CounterVec
+	overload       *prometheus.GaugeVec
+	refused        *prometheus.CounterVec
 
 	// byPath resolves the per-request series of the known entry paths once,
 	// so a request does not hash its labels. Read-only after newMetrics.
@@ -118,6 +120,14 @@ func newMetrics(version string) *metrics {
 			Name: "h2cgw_config_reloads_total",
 			Help: "Configuration reloads (SIGHUP, POST /reload) by result: ok (applied), error (refused: the running configuration stays).",
 		}, []string{"result"}),
+		overload: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "h2cgw_overload_active",
+			Help: "1 while a resource is at its limit and the gateway sheds work (memory: the --memory-budget is exhausted: upgrade bodies declined, new streams refused, accept paused), else 0.",
+		}, []string{"resource"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "h2cgw_refused_total",
+			Help: "Work a limit turned away, by reason: memory_upgrade, memory_stream (REFUSED_STREAM), memory_accept (accept paused), header_fields (431), glitches (connection ended with GOAWAY ENHANCE_YOUR_CALM).",
+		}, []string{"reason"}),
 		byPath: make(map[gateway.EntryPath]*pathMetrics),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -129,7 +139,7 @@ func newMetrics(version string) *metrics {
 	m.reg.MustRegister(
 		m.connsTotal, m.connsOpen, m.upgrades, m.protocolErrors, m.http2Errors,
 		m.requests, m.duration, m.upstreamErrors, m.inFlight, m.proxyProtocol, buildInfo,
-		m.upstreamTime, m.configReloads,
+		m.upstreamTime, m.configReloads, m.overload, m.refused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -151,6 +161,12 @@ func newMetrics(version string) *metrics {
 	}
 	for _, o := range proxyOutcomes {
 		m.proxyProtocol.WithLabelValues(o)
+	}
+	for _, r := range gateway.OverloadResources() {
+		m.overload.WithLabelValues(string(r))
+	}
+	for _, r := range gateway.RefuseReasons() {
+		m.refused.WithLabelValues(string(r))
 	}
 	m.configReloads.WithLabelValues("ok")
 	m.configReloads.WithLabelValues("error")
@@ -184,6 +200,12 @@ func (m *metrics) onEvent(e gateway.Event) {
 		m.protocolErrors.WithLabelValues(string(e.Reason)).Inc()
 	case gateway.EventHTTP2Error:
 		m.http2Errors.WithLabelValues(string(e.Reason)).Inc()
+	case gateway.EventRefused:
+		m.refused.WithLabelValues(string(e.Reason)).Inc()
+	case gateway.EventOverloadStart:
+		m.overload.WithLabelValues(string(e.Resource)).Set(1)
+	case gateway.EventOverloadEnd:
+		m.overload.WithLabelValues(string(e.Resource)).Set(0)
 	}
 	if e.Status != 0 {
 		// A response the gateway wrote itself: a request the handler
@@ -250,4 +272,19 @@ func (m *metrics) pathMetrics(p gateway.EntryPath) *pathMetrics {
 	}
 	// An entry path added after this binary: resolved per request.
 	return m.newPathMetrics(p)
+}
+
+// watchMemory registers the memory budget's gauges, read from g at each
+// scrape.
+func (m *metrics) watchMemory(g *gateway.Gateway) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "h2cgw_memory_budget_bytes",
+			Help: "The memory budget (--memory-budget; by default half of GOMEMLIMIT); 0 for none.",
+		}, func() float64 { return float64(g.MemoryBudget()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "h2cgw_memory_held_bytes",
+			Help: "Memory held against the budget now: buffered upgrade bodies and the decoded request headers of HTTP/2 streams not yet answered.",
+		}, func() float64 { return float64(g.MemoryHeld()) }),
+	)
 }

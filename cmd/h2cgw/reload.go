@@ -26,6 +26,7 @@ var reloadable = map[string]bool{
 	"upstream-max-conns":   true,
 	"upstream-ca":          true,
 	"upstream-server-name": true,
+	"upstream-dial-rate":   true,
 	"log-level":            true,
 	"access-log":           true,
 	"access-log-query":     true,
@@ -33,7 +34,7 @@ var reloadable = map[string]bool{
 
 // upstreamFlags are the flags a proxy is built from: a change to any of them
 // builds a new one.
-var upstreamFlags = []string{"upstream", "upstream-timeout", "upstream-max-conns", "upstream-ca", "upstream-server-name"}
+var upstreamFlags = []string{"upstream", "upstream-timeout", "upstream-max-conns", "upstream-ca", "upstream-server-name", "upstream-dial-rate"}
 
 // live is the state of a serving process that a reload changes. Requests
 // read it through atomics; reloads are serialised by mu.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // ctx ends. load reads the configuration again for a reload (SIGHUP, POST
 // /reload).
 func serve(ctx context.Context, c config, load func() (config, error), log zerolog.Logger, levels *levelFilter, logOut io.Writer) error {
+	lim := startupLimits(c)
 	m := newMetrics(version)
 	rd := &readiness{}
 	st, err := newLive(c, load, log, levels, m)
@@ -110,8 +112,13 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 		IdleTimeout:           c.IdleTimeout,
 		MaxHeaderBytes:        int(c.MaxHeaderBytes),
 		MaxConcurrentStreams:  c.MaxConcurrentStreams,
-		MaxConnections:        c.MaxConnections,
+		MaxConnections:        lim.maxConns,
+		MemoryBudget:          c.MemoryBudget,
+		MaxHeaderFields:       c.MaxHeaderFields,
+		GlitchLimit:           cmp.Or(c.GlitchLimit, gateway.NoGlitchLimit),
+		GlitchWindow:          c.GlitchWindow,
 	})
+	m.watchMemory(g)
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -145,7 +152,7 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 		admin = newAdminServer(adminHandler(m.reg, rd, log, adminOptions{reload: st.reload, pprof: c.AdminPprof}), log)
 	}
 	mode, upstreams := st.mode()
-	logStartup(ctx, log, c, g, ln.Addr().String(), adminAddr, mode, upstreams)
+	logStartup(ctx, log, c, lim, g, ln.Addr().String(), adminAddr, mode, upstreams)
 
 	// SIGHUP reloads the configuration (reload.go), as systemctl reload
 	// sends it; its default action would end the process.
@@ -223,7 +230,7 @@ func serve(ctx context.Context, c config, load func() (config, error), log zerol
 // resolved), the effective settings, and the SETTINGS the HTTP/2 server
 // really sends, read from it. The line is written whatever --log-level says
 // (it carries the addresses bound to port 0), at info.
-func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
+func logStartup(ctx context.Context, log zerolog.Logger, c config, lim limits, g *gateway.Gateway, listen, admin, mode string, upstreams []string) {
 	if err := toolchain.Check(runtime.Version()); err != nil {
 		log.Warn().Err(err).Msg("toolchain below its security floor")
 	}
@@ -265,7 +272,14 @@ func logStartup(ctx context.Context, log zerolog.Logger, c config, g *gateway.Ga
 		Int64("max_upgrade_body", max(c.MaxUpgradeBody, 0)).
 		Int64("max_header_bytes", c.MaxHeaderBytes).
 		Uint32("max_concurrent_streams", c.MaxConcurrentStreams).
-		Int("max_connections", c.MaxConnections).
+		Int("max_connections", lim.maxConns).
+		Uint64("rlimit_nofile", lim.nofile).
+		Int64("memory_limit", lim.memLimit).
+		Str("memory_limit_from", lim.memFrom).
+		Int64("memory_budget", g.MemoryBudget()).
+		Int("max_header_fields", c.MaxHeaderFields).
+		Int("glitch_limit", c.GlitchLimit).
+		Stringer("glitch_window", c.GlitchWindow).
 		Stringer("read_header_timeout", c.ReadHeaderTimeout).
 		Stringer("idle_timeout", c.IdleTimeout).
 		Stringer("preface_timeout", c.PrefaceTimeout).
@@ -295,6 +309,7 @@ func newProxy(c config, caPEM []byte, log zerolog.Logger, m *metrics) (*proxy.Pr
 		Logger:             log,
 		Timeout:            c.UpstreamTimeout,
 		MaxConnsPerHost:    c.UpstreamMaxConns,
+		DialRate:           cmp.Or(float64(c.UpstreamDialRate), proxy.NoDialRate),
 		TLSConfig:          tc,
 		OnUpstreamError:    m.upstreamError,
 		OnUpstreamResponse: m.upstreamResponse,
@@ -303,4 +318,28 @@ func newProxy(c config, caPEM []byte, log zerolog.Logger, m *metrics) (*proxy.Pr
 		return nil, &usageError{fmt.Sprintf("invalid --upstream: %v", err)}
 	}
 	return p, nil
+}
+
+// limits are what the process found of its own limits at startup.
+type limits struct {
+	memLimit int64  // the Go runtime's memory limit, 0 for none
+	memFrom  string // GOMEMLIMIT, cgroup or none
+	nofile   uint64 // RLIMIT_NOFILE, 0 when unknown
+	maxConns int    // the connection cap in force, 0 for none
+}
+
+// startupLimits sets the runtime's memory limit from the container's when
+// GOMEMLIMIT does not (the memory budget's default is half of it), and
+// derives the connection cap from the descriptor limit unless
+// --max-connections gives one (README "Security").
+func startupLimits(c config) limits {
+	var l limits
+	l.memLimit, l.memFrom = memoryLimit("/sys/fs/cgroup")
+	l.nofile = descriptorLimit()
+	l.maxConns = c.MaxConnections
+	if l.maxConns == 0 {
+		upstreamConns := len(c.Upstreams) * cmp.Or(c.UpstreamMaxConns, proxy.DefaultMaxConnsPerHost)
+		l.maxConns = connectionCap(l.nofile, upstreamConns)
+	}
+	return l
 }
