@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // budget counts bytes held against a limit. The zero limit never refuses.
@@ -127,10 +128,13 @@ func (c *Config) memoryBudget() int64 {
 	return 0
 }
 
-// budgetListener pauses accepting while the memory budget is exhausted:
-// connections wait in the listen backlog, costing the gateway nothing,
-// rather than being accepted only to be refused work. The one accept
-// already waiting when the budget runs out is held back, unread, likewise.
+// budgetListener slows accepting while the memory budget is exhausted:
+// each accepted connection is held back, unread, until the budget recovers
+// or acceptPause has passed, so the rest wait in the listen backlog,
+// costing nothing. It slows rather than stops: a budget held by clients
+// that keep their connections open would otherwise shut out every other
+// client for as long as they stay, and a new client needs no budget for
+// HTTP/1.1 or for an upgrade without a body.
 type budgetListener struct {
 	net.Listener
 	g      *Gateway
@@ -145,8 +149,11 @@ func (l *budgetListener) Accept() (net.Conn, error) {
 	}
 	if over, under := l.g.budget.exhausted(); over {
 		l.g.refuse(nil, ReasonMemoryAccept, l.Addr().String())
+		t := time.NewTimer(acceptPause)
+		defer t.Stop()
 		select {
 		case <-under:
+		case <-t.C:
 		case <-l.closed:
 			c.Close()
 			return nil, net.ErrClosed
@@ -154,6 +161,10 @@ func (l *budgetListener) Accept() (net.Conn, error) {
 	}
 	return c, nil
 }
+
+// acceptPause is the longest an accepted connection is held back while the
+// budget is exhausted: at most four new connections a second.
+const acceptPause = 250 * time.Millisecond
 
 func (l *budgetListener) Close() error {
 	l.once.Do(func() { close(l.closed) })

@@ -152,9 +152,9 @@ func TestUpgradeBodyHeld(t *testing.T) {
 	}
 }
 
-// TestAcceptPausedOverBudget: while the budget is exhausted Serve accepts
-// nothing — a new connection waits in the backlog — and it is reported;
-// once memory is given back the waiting connection is served.
+// TestAcceptPausedOverBudget: while the budget is exhausted Serve holds
+// each new connection back for acceptPause (and reports it), then serves
+// it; once memory is given back, new connections are served at once.
 func TestAcceptPausedOverBudget(t *testing.T) {
 	tg, sh := guardGateway(t, Config{MemoryBudget: 16 << 10})
 	_, h := h2conn(t, tg.addr)
@@ -169,14 +169,22 @@ func TestAcceptPausedOverBudget(t *testing.T) {
 	c := dial(t, tg.addr)
 	io.WriteString(c, "GET /waiting HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	waitFor(t, "the accept pause to be reported", func() bool { return tg.events.has(EventRefused, ReasonMemoryAccept) })
-	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if n, err := c.Read(make([]byte, 1)); n > 0 || err == nil {
-		t.Fatal("a connection was served while the budget was exhausted")
-	}
-	sh.unblock()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
 	res, _ := readHTTP1(t, bufio.NewReader(c), "GET")
 	if res.StatusCode != 200 {
-		t.Fatalf("waiting connection: %s; want 200", res.Status)
+		t.Fatalf("connection while over budget: %s; want 200", res.Status)
+	}
+	if over, _ := tg.g.budget.exhausted(); !over {
+		t.Fatal("the budget recovered by itself")
+	}
+	if waited := time.Since(start); waited > acceptPause+time.Second {
+		t.Errorf("connection held back %v while over budget; want about %v", waited, acceptPause)
+	}
+	sh.unblock()
+	waitFor(t, "the budget to recover", func() bool { over, _ := tg.g.budget.exhausted(); return !over })
+	start = time.Now()
+	expectServing(t, tg.addr, "ok")
+	if d := time.Since(start); d > acceptPause {
+		t.Errorf("served in %v after recovery; want at once", d)
 	}
 }

@@ -59,8 +59,11 @@ type Config struct {
 	// request headers of HTTP/2 streams not yet answered (README
 	// "Security"). Past it an upgrade with a body is declined ("memory")
 	// and served on HTTP/1.1, new HTTP/2 streams get REFUSED_STREAM (safe
-	// to retry, RFC 9113 §8.7), and Serve stops accepting, until what is
-	// held falls under 7/8 of it. Zero means half the Go runtime's memory
+	// to retry, RFC 9113 §8.7), and Serve accepts at most four connections
+	// a second, until what is held falls under 7/8 of it. Apart from it,
+	// one connection's streams may hold at most 1 MiB of decoded headers
+	// (or four times MaxHeaderBytes, if more); past that its new streams
+	// get REFUSED_STREAM. Zero means half the Go runtime's memory
 	// limit (GOMEMLIMIT; the binary sets it from the container's limit),
 	// or no budget when there is no limit; NoMemoryBudget (any negative
 	// value) means no budget.

@@ -126,11 +126,16 @@ type connGuard struct {
 	// holds the streams marked refused whose reset is not yet written.
 	streams map[uint32]int64
 	refused map[uint32]struct{}
-	maxID   uint32
-	tokens  float64 // the glitch bucket
-	refill  time.Time
-	calm    bool
-	calmed  chan struct{} // closed once the GOAWAY is queued
+	// held is what streams hold together, against share: one connection's
+	// part of the decoded headers, so that a few connections cannot take
+	// the whole budget (connShare).
+	held   int64
+	share  int64
+	maxID  uint32
+	tokens float64 // the glitch bucket
+	refill time.Time
+	calm   bool
+	calmed chan struct{} // closed once the GOAWAY is queued
 }
 
 // headerBlock is the header block being read: HEADERS and its
@@ -149,6 +154,7 @@ func (g *Gateway) newConnGuard(conn net.Conn, remote string, path EntryPath) *co
 		streams:  make(map[uint32]int64),
 		refused:  make(map[uint32]struct{}),
 		tokens:   float64(g.cfg.glitchLimit()),
+		share:    connShare(g),
 		refill:   time.Now(),
 		decodeOK: true,
 	}
@@ -171,6 +177,17 @@ func (g *Gateway) newConnGuard(conn net.Conn, remote string, path EntryPath) *co
 		cg.streams[1] = 0
 	}
 	return cg
+}
+
+// connShareMin is the least decoded header memory one connection may hold
+// across its streams not yet answered: a client with hundreds of streams in
+// flight and ordinary headers needs far less.
+const connShareMin = 1 << 20
+
+// connShare returns one connection's part of the decoded headers: at least
+// connShareMin, and room for four requests at the header limit.
+func connShare(g *Gateway) int64 {
+	return max(connShareMin, 4*2*int64(cmp.Or(g.hs.MaxHeaderBytes, http.DefaultMaxHeaderBytes)))
 }
 
 func (cg *connGuard) maxHeaderBytes() int {
@@ -288,9 +305,13 @@ func (cg *connGuard) readHeaderFrame(src readerFunc, length int, typ, flags byte
 	// Past its header list size the server keeps no more fields (and
 	// answers 431): it holds at most that much.
 	size := min(b.size, 2*int64(cg.maxHeaderBytes()))
-	if cg.g.budget.reserve(size) {
+	cg.mu.Lock()
+	share := cg.held+size <= cg.share
+	cg.mu.Unlock()
+	if share && cg.g.budget.reserve(size) {
 		cg.mu.Lock()
 		cg.streams[b.stream] = size
+		cg.held += size
 		cg.mu.Unlock()
 		return nil
 	}
@@ -363,6 +384,7 @@ func (cg *connGuard) clientReset(stream uint32) {
 	size, open := cg.streams[stream]
 	if open {
 		delete(cg.streams, stream)
+		cg.held -= size
 	}
 	calm := open && cg.glitchLocked()
 	cg.mu.Unlock()
@@ -388,6 +410,7 @@ func (cg *connGuard) serverFrame(typ, flags byte, stream uint32, code http2.ErrC
 	cg.mu.Lock()
 	size, open := cg.streams[stream]
 	delete(cg.streams, stream)
+	cg.held -= size
 	_, refused := cg.refused[stream]
 	delete(cg.refused, stream)
 	calm := false
@@ -503,6 +526,7 @@ func (cg *connGuard) close() {
 		held += n
 	}
 	clear(cg.streams)
+	cg.held = 0
 	cg.mu.Unlock()
 	cg.g.budget.release(held)
 }

@@ -203,3 +203,36 @@ func TestRefuseFieldFromClient(t *testing.T) {
 		t.Fatalf("%s %+v; want 200", outcome(goaways, err), resps[1])
 	}
 }
+
+// TestConnShare: one connection's streams hold at most its share of decoded
+// headers, budget or none: past it its new streams get REFUSED_STREAM,
+// while another connection is served.
+func TestConnShare(t *testing.T) {
+	tg, sh := guardGateway(t, Config{MemoryBudget: NoMemoryBudget})
+	_, h := h2conn(t, tg.addr)
+	h.handshake()
+	big := strings.Repeat("v", 4000)
+	const n = 200 // about 8 KiB decoded each: 1.6 MiB, past the 1 MiB share
+	for i := range n {
+		h.writeRequest(uint32(1+2*i), true, h.req("/block", "x-a", big, "x-b", big)...)
+	}
+	last := uint32(1 + 2*(n-1))
+	resps, goaways, err := h.readUntil(sawGoAwayOrReset(last))
+	if err != nil || len(goaways) > 0 {
+		t.Fatalf("connection ended: %s", outcome(goaways, err))
+	}
+	refused := 0
+	for _, r := range resps {
+		if r.reset != nil && r.reset.ErrCode == http2.ErrCodeRefusedStream {
+			refused++
+		}
+	}
+	held := n - refused
+	if held*8000 > connShareMin || refused == 0 {
+		t.Errorf("%d streams held, %d refused; want at most %d KiB held", held, refused, connShareMin>>10)
+	}
+	if c := sh.calls.Load(); c > int64(held) {
+		t.Errorf("handler called %d times; want at most the %d held", c, held)
+	}
+	expectServing(t, tg.addr, "ok")
+}
