@@ -20,6 +20,8 @@ import (
 type budget struct {
 	limit int64
 	used  atomic.Int64
+	// bodies is the part of used that upgrade bodies hold.
+	bodies atomic.Int64
 	// over is set when a reservation fails and cleared when releases bring
 	// used under resumeAt: between the two, every reservation fails, so a
 	// gateway at its budget sheds work until a margin is free again rather
@@ -65,6 +67,43 @@ func (b *budget) reserve(n int64) bool {
 	b.used.Add(-n)
 	b.setOver(true)
 	return false
+}
+
+// bodyFraction is the part of the budget upgrade bodies may fill: the
+// rest stays for the headers of new streams, so that clients uploading
+// bodies they do not finish cannot, by filling the budget, get every other
+// client's streams refused.
+const bodyFraction = 0.75
+
+// reserveBody counts n bytes of an upgrade body, unless the budget is
+// exhausted or that would take the bodies' part past bodyFraction of the
+// limit; it reports whether it did. Reaching that part alone is not an
+// exhaustion: the upgrade is declined, nothing else is.
+func (b *budget) reserveBody(n int64) bool {
+	if b.limit <= 0 {
+		return true
+	}
+	if b.over.Load() {
+		return false
+	}
+	if b.bodies.Add(n) > int64(float64(b.limit)*bodyFraction) {
+		b.bodies.Add(-n)
+		return false
+	}
+	if b.reserve(n) {
+		return true
+	}
+	b.bodies.Add(-n)
+	return false
+}
+
+// releaseBody gives back n bytes of an upgrade body.
+func (b *budget) releaseBody(n int64) {
+	if b.limit <= 0 || n == 0 {
+		return
+	}
+	b.bodies.Add(-n)
+	b.release(n)
 }
 
 // release gives back n bytes reserved before.

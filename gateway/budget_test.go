@@ -188,3 +188,24 @@ func TestAcceptPausedOverBudget(t *testing.T) {
 		t.Errorf("served in %v after recovery; want at once", d)
 	}
 }
+
+// TestBudgetBodies: upgrade bodies fill at most three quarters of the
+// budget, and reaching that is no exhaustion: headers still find room.
+func TestBudgetBodies(t *testing.T) {
+	var changes []bool
+	b := newBudget(1000, func(over bool) { changes = append(changes, over) })
+	if !b.reserveBody(700) || b.reserveBody(100) {
+		t.Fatal("bodies: want 700 taken and 100 more refused (past 750)")
+	}
+	if over, _ := b.exhausted(); over || len(changes) > 0 {
+		t.Fatal("bodies at their part exhausted the budget")
+	}
+	if !b.reserve(250) {
+		t.Fatal("headers found no room beside the bodies")
+	}
+	b.releaseBody(700)
+	b.release(250)
+	if b.used.Load() != 0 || b.bodies.Load() != 0 {
+		t.Errorf("used %d, bodies %d after every release; want 0", b.used.Load(), b.bodies.Load())
+	}
+}

@@ -57,10 +57,12 @@ type Config struct {
 	// MemoryBudget bounds the memory the gateway holds on clients' behalf,
 	// across all its connections: buffered upgrade bodies, and the decoded
 	// request headers of HTTP/2 streams not yet answered (README
-	// "Security"). Past it an upgrade with a body is declined ("memory")
-	// and served on HTTP/1.1, new HTTP/2 streams get REFUSED_STREAM (safe
-	// to retry, RFC 9113 §8.7), and Serve accepts at most four connections
-	// a second, until what is held falls under 7/8 of it. Apart from it,
+	// "Security"). Upgrade bodies may fill three quarters of it; past that
+	// an upgrade with a body is declined ("memory") and served on HTTP/1.1.
+	// Past the whole budget, new HTTP/2 streams get REFUSED_STREAM (safe to
+	// retry, RFC 9113 §8.7), every upgrade with a body is declined, and
+	// Serve accepts at most four connections a second, until what is held
+	// falls under 7/8 of it. Apart from it,
 	// one connection's streams may hold at most 1 MiB of decoded headers
 	// (or four times MaxHeaderBytes, if more); past that its new streams
 	// get REFUSED_STREAM. Zero means half the Go runtime's memory

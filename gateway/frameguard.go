@@ -179,6 +179,11 @@ func (g *Gateway) newConnGuard(conn net.Conn, remote string, path EntryPath) *co
 	return cg
 }
 
+// serverHeaderAllowance is what both HTTP/2 servers add to MaxHeaderBytes
+// for the header list size they advertise and enforce (x/net server.go,
+// maxHeaderListSize: ten fields' 32-octet overhead).
+const serverHeaderAllowance = 10 * 32
+
 // connShareMin is the least decoded header memory one connection may hold
 // across its streams not yet answered: a client with hundreds of streams in
 // flight and ordinary headers needs far less.
@@ -187,7 +192,7 @@ const connShareMin = 1 << 20
 // connShare returns one connection's part of the decoded headers: at least
 // connShareMin, and room for four requests at the header limit.
 func connShare(g *Gateway) int64 {
-	return max(connShareMin, 4*2*int64(cmp.Or(g.hs.MaxHeaderBytes, http.DefaultMaxHeaderBytes)))
+	return max(connShareMin, 4*(int64(cmp.Or(g.hs.MaxHeaderBytes, http.DefaultMaxHeaderBytes))+serverHeaderAllowance))
 }
 
 func (cg *connGuard) maxHeaderBytes() int {
@@ -302,9 +307,14 @@ func (cg *connGuard) readHeaderFrame(src readerFunc, length int, typ, flags byte
 	if !b.newStream {
 		return nil // trailers, of a stream already counted
 	}
-	// Past its header list size the server keeps no more fields (and
-	// answers 431): it holds at most that much.
-	size := min(b.size, 2*int64(cg.maxHeaderBytes()))
+	if b.size > int64(cg.maxHeaderBytes())+serverHeaderAllowance {
+		// Past its header list size the server keeps no more fields and
+		// answers 431 itself, without a handler; and after such a block
+		// it takes a CONTINUATION as a flood (CVE-2023-45288) and ends
+		// the connection: this block is neither counted nor marked.
+		return nil
+	}
+	size := b.size
 	cg.mu.Lock()
 	share := cg.held+size <= cg.share
 	cg.mu.Unlock()

@@ -94,7 +94,7 @@ type heldChunk struct {
 func (hb *heldBody) readFrom(body io.Reader, n int64) (Reason, error) {
 	for hb.n < n {
 		size := min(bodyChunk, n-hb.n)
-		if !hb.b.reserve(size) {
+		if !hb.b.reserveBody(size) {
 			return ReasonMemory, nil
 		}
 		hb.held += size
@@ -144,7 +144,7 @@ func (hb *heldBody) letGoLocked() {
 	hb.chunks[0] = heldChunk{}
 	hb.chunks = hb.chunks[1:]
 	hb.held -= size
-	hb.b.release(size)
+	hb.b.releaseBody(size)
 }
 
 // Close gives back what is still held, and closes the rest of the body.
@@ -152,7 +152,7 @@ func (hb *heldBody) Close() error {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	hb.chunks = nil
-	hb.b.release(hb.held)
+	hb.b.releaseBody(hb.held)
 	hb.held = 0
 	if hb.rest != nil {
 		return hb.rest.Close()

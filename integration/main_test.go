@@ -76,6 +76,20 @@ type gatewayProc struct {
 // stops it with SIGTERM and asserts a clean exit.
 func startGateway(t *testing.T, args ...string) *gatewayProc {
 	t.Helper()
+	return startGatewayWith(t, procLimits{}, args...)
+}
+
+// procLimits are what a test sets of the gateway process's environment:
+// extra variables (GOMEMLIMIT=…), and a lower RLIMIT_NOFILE (0: unchanged),
+// set by the shell that execs the binary.
+type procLimits struct {
+	env    []string
+	nofile int
+}
+
+// startGatewayWith is startGateway with the process's limits set.
+func startGatewayWith(t *testing.T, lim procLimits, args ...string) *gatewayProc {
+	t.Helper()
 	all := append([]string{
 		"--listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0",
@@ -88,7 +102,11 @@ func startGateway(t *testing.T, args ...string) *gatewayProc {
 		stderr: newLineLog(),
 		exited: make(chan struct{}),
 	}
-	g.cmd.Env = cleanEnv()
+	if lim.nofile > 0 {
+		// ulimit, then exec: the gateway keeps the shell's pid.
+		g.cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, lim.nofile), gatewayBin}, all...)...)
+	}
+	g.cmd.Env = append(cleanEnv(), lim.env...)
 	g.cmd.Stderr = g.stderr
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", gatewayBin, err)
