@@ -14,6 +14,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -93,6 +94,10 @@ type (
 		Name  string   `yaml:"name"`
 		Image string   `yaml:"image"`
 		Args  []string `yaml:"args"`
+		Env   []struct {
+			Name  string `yaml:"name"`
+			Value string `yaml:"value"`
+		} `yaml:"env"`
 		Ports []struct {
 			Name          string `yaml:"name"`
 			ContainerPort int    `yaml:"containerPort"`
@@ -418,6 +423,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if c.Resources.Limits["memory"] == "" {
 		t.Error("no memory limit")
 	}
+	checkMemory(t, c, cfg)
 
 	// The Service: TCP to the container's traffic port.
 	var s serviceSpec
@@ -511,4 +517,35 @@ func subset(sel, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// checkMemory checks that the memory request, the limit, GOMEMLIMIT and the
+// memory budget agree (README "Security"): the request is the limit,
+// GOMEMLIMIT is what the binary would derive from it, and the budget is
+// the default, half of GOMEMLIMIT. integration/attack_test.go runs the
+// attacks against the binary set up this way (GOMEMLIMIT 230 MiB, peak RSS
+// under 256 MiB): a change here goes there too.
+func checkMemory(t *testing.T, c container, cfg config) {
+	t.Helper()
+	req, lim := c.Resources.Requests["memory"], c.Resources.Limits["memory"]
+	if req != lim {
+		t.Errorf("memory request %s, limit %s; want them equal: the budget is memory the pod must have", req, lim)
+	}
+	if lim != "256Mi" {
+		t.Errorf("memory limit %s; integration/attack_test.go holds the binary to 256Mi", lim)
+	}
+	var gomem string
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			gomem = e.Value
+		}
+	}
+	limit := 256.0
+	want := fmt.Sprintf("%dMiB", int64(limit*cgroupMemoryFraction))
+	if gomem != want {
+		t.Errorf("GOMEMLIMIT %q; want %s, %v of the limit, as the binary derives it", gomem, want, cgroupMemoryFraction)
+	}
+	if cfg.MemoryBudget != 0 {
+		t.Errorf("--memory-budget %d; want the default, half of GOMEMLIMIT", cfg.MemoryBudget)
+	}
 }
