@@ -9,8 +9,11 @@
 // HTTP/2 connection on shutdown, upgraded ones included, with every
 // connection a handler takes with [Hijack].
 //
-// It speaks no frames itself: framing, flow control and HPACK are the HTTP/2
-// server's (x/net's own on Go 1.26, net/http's on Go 1.27 and later). The
+// Framing, flow control and HPACK are the HTTP/2 server's (x/net's own on Go
+// 1.26, net/http's on Go 1.27 and later). The gateway only follows the frames
+// of each connection, to bound what a client can make it hold or do (README
+// "Security"): the memory budget, the glitch limit and the header field cap
+// (budget.go, frameguard.go). The
 // HTTP2-Settings codec lives in package settings. The package never listens on
 // its own and never owns the process: callers pass a net.Listener to
 // [Gateway.Serve], or hand their own *http.Server to [Configure].

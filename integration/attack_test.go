@@ -552,6 +552,9 @@ func TestAttackUpgradeBodies(t *testing.T) {
 	if hwm > attackRSSBound {
 		t.Errorf("peak RSS %d MiB; want under the container's limit, %d MiB", hwm>>20, attackRSSBound>>20)
 	}
+	if declined.Load() == 0 {
+		t.Error("no whole-body upgrade declined and served on HTTP/1.1")
+	}
 	if n := g.metric(t, `h2cgw_refused_total{reason="memory_upgrade"}`); n == 0 {
 		t.Error("h2cgw_refused_total{reason=\"memory_upgrade\"} did not move")
 	}
@@ -614,5 +617,71 @@ func TestAttackDescriptors(t *testing.T) {
 	}
 	if len(failed) > 0 {
 		t.Errorf("with %d idle connections against RLIMIT_NOFILE %d: %d failures: %v", idle, nofile, len(failed), failed)
+	}
+}
+
+// TestAttackOverload: the header-list amplification against a budget small
+// enough to be exhausted (--memory-budget 8MiB). The overload is logged
+// once at warn, on entering and on leaving, and shown by
+// h2cgw_overload_active; /readyz stays 200 throughout (a restart would
+// not help). Meanwhile accepting slows but goes on: an HTTP/1.1 client
+// is served within a second; new HTTP/2 streams are refused (the client
+// may retry them) until the attacking connections are gone, and then
+// served.
+func TestAttackOverload(t *testing.T) {
+	const conns, streams = 16, 250
+	g := startGateway(t, "--memory-budget", "8MiB", "--log-level", "warn", "--access-log=false")
+	bomb := strings.Repeat("b", 4000)
+	var attack []*attackConn
+	for range conns {
+		a := dialAttack(t, g.Addr, 0)
+		for i := range streams {
+			var extra []string
+			for range 15 {
+				extra = append(extra, "x-bomb", bomb)
+			}
+			a.headers(uint32(1+2*i), true, request("GET", "/", extra...)...)
+		}
+		if err := a.flush(); err != nil {
+			t.Fatal(err)
+		}
+		attack = append(attack, a)
+	}
+	settle(attack, time.Second, 20*time.Second)
+	if v := g.metric(t, `h2cgw_overload_active{resource="memory"}`); v != 1 {
+		t.Fatalf("h2cgw_overload_active{resource=\"memory\"} = %v with the budget held; want 1", v)
+	}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, url := range []string{"http://" + g.Admin + "/readyz", g.URL("/probe")} {
+		start := time.Now()
+		res, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s while overloaded: %v", url, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("GET %s while overloaded: %s after %v; want 200 within a second", url, res.Status, time.Since(start))
+		}
+	}
+	for _, a := range attack {
+		a.c.Close()
+	}
+	if _, err := g.stderr.wait(5*time.Second, func(m map[string]any) bool { return m["message"] == "memory budget recovered" }); err != nil {
+		t.Fatalf("no recovery logged once the attack left: %v", err)
+	}
+	var pk http.Protocols
+	pk.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Timeout: time.Second, Transport: &http.Transport{Protocols: &pk}}
+	res, err := h2.Get(g.URL("/probe"))
+	if err != nil {
+		t.Fatalf("HTTP/2 after the attack: %v", err)
+	}
+	res.Body.Close()
+	if v := g.metric(t, `h2cgw_overload_active{resource="memory"}`); v != 0 {
+		t.Errorf("h2cgw_overload_active = %v after recovery; want 0", v)
+	}
+	logged := strings.Count(g.stderr.String(), `"message":"memory budget exhausted`)
+	if logged != 1 {
+		t.Errorf("overload logged %d times; want once, on entering", logged)
 	}
 }

@@ -13,7 +13,8 @@
 //
 // Files: proxy.go (Config, New, ServeHTTP), upstream.go (the upstream URLs),
 // balancer.go (round robin and passive health), transport.go (attempts and
-// retries), h2cpool.go (the h2c upstream connections), headers.go
+// retries), dialrate.go (the bound on new upstream connections),
+// h2cpool.go (the h2c upstream connections), headers.go
 // (forwarding fields), tunnel.go (WebSocket), errors.go (failure to status
 // and cause), note.go (the upstream's name for the access log).
 package proxy
