@@ -40,6 +40,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -134,7 +135,7 @@ type connGuard struct {
 	maxID  uint32
 	tokens float64 // the glitch bucket
 	refill time.Time
-	calm   bool
+	calm   atomic.Bool   // set under mu
 	calmed chan struct{} // closed once the GOAWAY is queued
 }
 
@@ -157,6 +158,7 @@ func (g *Gateway) newConnGuard(conn net.Conn, remote string, path EntryPath) *co
 		share:    connShare(g),
 		refill:   time.Now(),
 		decodeOK: true,
+		frame:    make([]byte, 0, 64),
 	}
 	if n := g.hs.HTTP2.MaxReadFrameSize; n > 0 {
 		cg.maxFrame = uint32(n)
@@ -255,11 +257,9 @@ func (cg *connGuard) readErr(err error) error {
 	return err
 }
 
-func (cg *connGuard) isCalm() bool {
-	cg.mu.Lock()
-	defer cg.mu.Unlock()
-	return cg.calm
-}
+// isCalm reports whether the connection got GOAWAY ENHANCE_YOUR_CALM: read
+// at every frame, so an atomic rather than mu.
+func (cg *connGuard) isCalm() bool { return cg.calm.Load() }
 
 // readHeaderFrame reads a HEADERS or CONTINUATION frame whole, decodes its
 // fragment, and leaves in out what the server is to read of it: the frame,
@@ -448,7 +448,7 @@ func (cg *connGuard) isRefused(stream uint32) bool {
 // many. Called with mu held.
 func (cg *connGuard) glitchLocked() bool {
 	limit := cg.g.cfg.glitchLimit()
-	if limit < 0 || cg.calm {
+	if limit < 0 || cg.calm.Load() {
 		return false
 	}
 	now := time.Now()
@@ -459,7 +459,7 @@ func (cg *connGuard) glitchLocked() bool {
 	if cg.tokens >= 0 {
 		return false
 	}
-	cg.calm = true
+	cg.calm.Store(true)
 	cg.calmed = make(chan struct{})
 	return true
 }
