@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/h2cgw/h2cgw/internal/testwait"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 )
@@ -235,4 +236,57 @@ func TestConnShare(t *testing.T) {
 		t.Errorf("handler called %d times; want at most the %d held", c, held)
 	}
 	expectServing(t, tg.addr, "ok")
+}
+
+// TestRefusedSplitBlock: a stream refused while its header block is split
+// over HEADERS (padded, with a priority) and CONTINUATION frames gets
+// REFUSED_STREAM, the connection goes on, and the server's HPACK state is
+// still the client's: a later stream whose fields are references to what
+// the refused block put in the table reaches the handler with their values.
+func TestRefusedSplitBlock(t *testing.T) {
+	tg := startGateway(t, Config{MemoryBudget: 10 << 10})
+	_, h := h2conn(t, tg.addr)
+	h.handshake()
+	big := strings.Repeat("v", 4000)
+	h.writeRequest(1, true, h.req("/slow", "x-a", big, "x-b", big)...) // about 8 KiB held
+	testwait.Recv(t, tg.rec.arrived, "the first stream")
+	// About 3 KiB decoded, past the budget beside the first; each field
+	// goes into the HPACK table.
+	fields := []string{"x-c", strings.Repeat("c", 1000), "x-d", strings.Repeat("d", 1000), "x-e", strings.Repeat("e", 1000)}
+	block := h.headerBlock(h.req("/ok", fields...)...)
+	third := len(block) / 3
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: block[:third], EndStream: true,
+		PadLength: 7, Priority: http2.PriorityParam{StreamDep: 1, Weight: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fr.WriteContinuation(3, false, block[third:2*third]); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fr.WriteContinuation(3, true, block[2*third:]); err != nil {
+		t.Fatal(err)
+	}
+	resps, goaways, err := h.readUntil(sawGoAwayOrReset(3))
+	if err != nil || len(goaways) > 0 || resps[3].reset == nil || resps[3].reset.ErrCode != http2.ErrCodeRefusedStream {
+		t.Fatalf("split block past the budget: %s, %+v; want REFUSED_STREAM", outcome(goaways, err), resps[3])
+	}
+	close(tg.rec.release)
+	waitFor(t, "the first stream's memory to be given back", func() bool { return tg.g.budget.used.Load() == 0 })
+	// The same fields again: the encoder sends them as table references.
+	again := h.headerBlock(h.req("/ok", fields...)...)
+	if len(again) > 40 {
+		t.Fatalf("the second block is %d octets; want table references", len(again))
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: again, EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := testwait.Recv(t, tg.rec.arrived, "the stream after the refused block")
+	for i := 0; i < len(fields); i += 2 {
+		if got := s.Header.Get(fields[i]); got != fields[i+1] {
+			t.Errorf("%s: %d octets %.10q…; want the %d the refused block put in the table", fields[i], len(got), got, len(fields[i+1]))
+		}
+	}
+	resps, goaways, err = h.readUntil(ended(5))
+	if err != nil || resps[5].status != "200" {
+		t.Fatalf("stream after the refused block: %s, %+v; want 200", outcome(goaways, err), resps[5])
+	}
 }
