@@ -94,7 +94,7 @@ func (g *Gateway) refuse(r *http.Request, reason Reason, remote string) {
 func (g *Gateway) overload(over bool) {
 	if over {
 		g.log.Warn().Str("resource", string(ResourceMemory)).Int64("budget", g.budget.limit).
-			Msg("memory budget exhausted: refusing upgrade bodies and new streams, pausing accept")
+			Msg("memory budget exhausted: refusing upgrade bodies and new streams, slowing accept")
 		g.emit(Event{Kind: EventOverloadStart, Resource: ResourceMemory})
 		return
 	}

@@ -122,11 +122,11 @@ func newMetrics(version string) *metrics {
 		}, []string{"result"}),
 		overload: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "h2cgw_overload_active",
-			Help: "1 while a resource is at its limit and the gateway sheds work (memory: the --memory-budget is exhausted: upgrade bodies declined, new streams refused, accept paused), else 0.",
+			Help: "1 while a resource is at its limit and the gateway sheds work (memory: the --memory-budget is exhausted: upgrade bodies declined, new streams refused, accepting slowed), else 0.",
 		}, []string{"resource"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "h2cgw_refused_total",
-			Help: "Work a limit turned away, by reason: memory_upgrade, memory_stream (REFUSED_STREAM), memory_accept (accept paused), header_fields (431), glitches (connection ended with GOAWAY ENHANCE_YOUR_CALM).",
+			Help: "Work a limit turned away, by reason: memory_upgrade, memory_stream (REFUSED_STREAM), memory_accept (accepting slowed), header_fields (431), glitches (connection ended with GOAWAY ENHANCE_YOUR_CALM).",
 		}, []string{"reason"}),
 		byPath: make(map[gateway.EntryPath]*pathMetrics),
 	}
