@@ -57,27 +57,15 @@ func TestProxyUpstreamFaults(t *testing.T) {
 			wantBody:   "502 Bad Gateway: upstream refused the connection\n",
 		},
 		{
-			name: "garbage status line",
-			upstream: func(t *testing.T) *testUpstream {
-				return rawUpstream(t, func(c net.Conn) {
-					if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
-						_, _ = io.WriteString(c, "garbage\r\n\r\n")
-					}
-				})
-			},
+			name:       "garbage status line",
+			upstream:   replying("garbage\r\n\r\n"),
 			wantStatus: http.StatusBadGateway,
 			wantCause:  causeBadResponse,
 			wantBody:   "502 Bad Gateway: upstream sent a malformed response\n",
 		},
 		{
-			name: "malformed status code",
-			upstream: func(t *testing.T) *testUpstream {
-				return rawUpstream(t, func(c net.Conn) {
-					if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
-						_, _ = io.WriteString(c, "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n")
-					}
-				})
-			},
+			name:       "malformed status code",
+			upstream:   replying("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"),
 			wantStatus: http.StatusBadGateway,
 			wantCause:  causeBadResponse,
 			wantBody:   "502 Bad Gateway: upstream sent a malformed response\n",
@@ -365,14 +353,8 @@ func TestProxyResetMidResponse(t *testing.T) {
 		upstream func(t *testing.T) *testUpstream
 	}{
 		{
-			name: "http closes early",
-			upstream: func(t *testing.T) *testUpstream {
-				return rawUpstream(t, func(c net.Conn) {
-					if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
-						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-					}
-				})
-			},
+			name:     "http closes early",
+			upstream: replying("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"),
 		},
 		{
 			name: "h2c resets the stream",
@@ -403,6 +385,18 @@ func TestProxyResetMidResponse(t *testing.T) {
 			}
 			if got, want := testwait.Recv(t, errs.ch, "OnUpstreamError"), up.name+" reset"; got != want {
 				t.Errorf("OnUpstreamError: got %q; want %q", got, want)
+			}
+		})
+	}
+}
+
+// replying returns an upstream that answers each connection's first
+// request with the raw bytes reply, whatever they are.
+func replying(reply string) func(t *testing.T) *testUpstream {
+	return func(t *testing.T) *testUpstream {
+		return rawUpstream(t, func(c net.Conn) {
+			if _, err := readRequestHead(bufio.NewReader(c)); err == nil {
+				_, _ = io.WriteString(c, reply)
 			}
 		})
 	}
